@@ -1,0 +1,1 @@
+"""Keras models: VGG-16 backbones and the recurrent architectures, built by name."""

@@ -1,0 +1,1 @@
+"""Dataset readers for the real on-disk formats and the synthetic dataset generator."""
