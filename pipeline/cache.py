@@ -1,0 +1,255 @@
+"""Self-describing HDF5 shards: the one place that writes and validates cached stage outputs.
+
+Every shard carries its description (schema version, stage, parameters, upstream identities,
+code version) as root attributes. A reader states what it expects and is refused, with the
+differing setting named, when the file was made otherwise. Paths carry a short hash of the
+description so two settings never share a file by accident; the code version is left out of
+the hash on purpose, so a cache from another code version is found and refused loudly rather
+than silently recomputed beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import h5py
+import numpy as np
+
+from pipeline import __version__
+
+SCHEMA_VERSION = 1
+_DESCRIPTION_KEYS = ("schema_version", "stage", "code_version", "params", "upstream")
+
+
+class CacheError(ValueError):
+    """A cache file that cannot be used; the message names the file and the reason."""
+
+
+class CacheMismatchError(CacheError):
+    """A cache file made with other settings than the ones asked for."""
+
+
+class CacheCorruptError(CacheError):
+    """A cache file that cannot be read as a complete shard."""
+
+
+def describe(stage: str, params: Mapping, upstream: Mapping | None = None) -> dict:
+    """The description of a stage output: what was computed, from what, by which code."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "stage": stage,
+        "code_version": __version__,
+        "params": _jsonable(params),
+        "upstream": _jsonable(upstream or {}),
+    }
+
+
+def short_hash(description: Mapping, length: int = 10) -> str:
+    """Hash of the parameters that change a cache's content (code version excluded)."""
+    content = {k: v for k, v in description.items() if k != "code_version"}
+    return hashlib.sha256(_canonical(content).encode()).hexdigest()[:length]
+
+
+def array_checksum(arrays: Iterable[np.ndarray]) -> str:
+    """sha256 over the bytes of a sequence of arrays (e.g. a network's weights)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def file_checksum(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class ShardWriter:
+    """Writes one shard: per-video datasets or groups, the description and the skipped videos.
+
+    ``info`` holds facts about the run (timings, sizes) that are not part of the description.
+    Write to a temporary path (Luigi's ``temporary_path()``) and let the caller rename it:
+    the description and the list of videos are written last, on close, so a file whose writer
+    died is never complete-looking.
+    """
+
+    def __init__(self, path: str | Path, description: Mapping, compression: str | None = "gzip"):
+        self.path = Path(path)
+        self.description = dict(description)
+        self.compression = compression
+        self.videos: list[str] = []
+        self.skipped: dict[str, str] = {}
+        self.info: dict = {}
+        self._file = h5py.File(self.path, "w")
+
+    def __enter__(self) -> "ShardWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self._finish()
+        self._file.close()
+
+    def add(self, video_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None):
+        """Store one video's arrays in group ``video_id`` (chunked per frame, compressed)."""
+        group = self._file.create_group(video_id)
+        for name, array in arrays.items():
+            group.create_dataset(name, data=array, chunks=_frame_chunks(array),
+                                 compression=self.compression)
+        for key, value in (attrs or {}).items():
+            group.attrs[key] = value
+        self.videos.append(video_id)
+
+    def skip(self, video_id: str, reason: str) -> None:
+        """Record a video that could not be processed; the shard's other videos still complete."""
+        self.skipped[video_id] = reason
+
+    def _finish(self) -> None:
+        attrs = self._file.attrs
+        for key in _DESCRIPTION_KEYS:
+            value = self.description[key]
+            attrs[key] = value if isinstance(value, (int, str)) else _canonical(value)
+        attrs["videos"] = json.dumps(self.videos)
+        attrs["skipped"] = json.dumps(self.skipped)
+        attrs["info"] = _canonical(self.info)
+        attrs["complete"] = True
+
+
+class Shard:
+    """A validated, read-only shard. Use as a context manager."""
+
+    def __init__(self, path: str | Path, expected: Mapping):
+        self.path = Path(path)
+        try:
+            self._file = h5py.File(self.path, "r")
+        except (OSError, KeyError) as error:
+            raise CacheCorruptError(f"{self.path}: not a readable HDF5 shard ({error}); "
+                                    "delete it so the stage runs again") from error
+        try:
+            self.description = _read_description(self._file, self.path)
+            check_description(self.description, expected, self.path)
+            self.videos: list[str] = json.loads(self._file.attrs["videos"])
+            self.skipped: dict[str, str] = json.loads(self._file.attrs["skipped"])
+            self.info: dict = json.loads(self._file.attrs["info"])
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> "Shard":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self.videos
+
+    def read(self, video_id: str, name: str, frames: slice | np.ndarray | None = None) -> np.ndarray:
+        """One video's array (all frames, or the given frame indices or slice)."""
+        if video_id not in self.videos:
+            reason = self.skipped.get(video_id, "not in this shard")
+            raise KeyError(f"{self.path}: no {name!r} for video {video_id}: {reason}")
+        try:
+            dataset = self._file[video_id][name]
+            if frames is None:
+                return dataset[()]
+            if isinstance(frames, slice):
+                return dataset[frames]
+            return _take_frames(dataset, np.asarray(frames))
+        except (OSError, KeyError) as error:
+            raise CacheCorruptError(f"{self.path}: cannot read {video_id}/{name} ({error}); "
+                                    "delete the shard so the stage runs again") from error
+
+    def length(self, video_id: str, name: str) -> int:
+        """Number of frames stored for a video, without reading them."""
+        return int(self._file[video_id][name].shape[0])
+
+    def attrs(self, video_id: str) -> dict:
+        """The per-video attributes (e.g. label index)."""
+        return dict(self._file[video_id].attrs)
+
+
+def check_description(found: Mapping, expected: Mapping, path: Path | str) -> None:
+    """Refuse a cache whose description differs from the expected one, naming the setting."""
+    for key in ("schema_version", "stage", "code_version"):
+        if found.get(key) != expected[key]:
+            raise CacheMismatchError(
+                f"{path}: written with {key}={found.get(key)!r}, this run expects "
+                f"{expected[key]!r}; recompute it (delete the file) or use matching code")
+    for section in ("params", "upstream"):
+        difference = _first_difference(found.get(section, {}), _jsonable(expected[section]))
+        if difference is not None:
+            name, have, want = difference
+            raise CacheMismatchError(
+                f"{path}: made with {section} {name}={have!r}, this run asks for "
+                f"{name}={want!r}; point the cache at another folder or delete this file")
+
+
+def _read_description(handle: h5py.File, path: Path) -> dict:
+    attrs = handle.attrs
+    if not attrs.get("complete", False):
+        raise CacheCorruptError(f"{path}: shard is incomplete (its writer did not finish); "
+                                "delete it so the stage runs again")
+    description = {}
+    for key in _DESCRIPTION_KEYS:
+        if key not in attrs:
+            raise CacheCorruptError(f"{path}: missing attribute {key!r}; not a shard of this "
+                                    "pipeline")
+        value = attrs[key]
+        description[key] = json.loads(value) if key in ("params", "upstream") else _plain(value)
+    return description
+
+
+def _first_difference(found, expected, prefix: str = ""):
+    if isinstance(found, dict) and isinstance(expected, dict):
+        for key in sorted(set(found) | set(expected)):
+            name = f"{prefix}.{key}" if prefix else key
+            if key not in found or key not in expected:
+                return name, found.get(key, "<absent>"), expected.get(key, "<absent>")
+            difference = _first_difference(found[key], expected[key], name)
+            if difference is not None:
+                return difference
+        return None
+    return None if found == expected else (prefix, found, expected)
+
+
+def _take_frames(dataset: h5py.Dataset, indices: np.ndarray) -> np.ndarray:
+    unique, inverse = np.unique(indices, return_inverse=True)
+    return dataset[unique][inverse]
+
+
+def _frame_chunks(array: np.ndarray) -> tuple | None:
+    if array.ndim == 0 or array.shape[0] == 0:
+        return None
+    return (1,) + array.shape[1:]
+
+
+def _plain(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _jsonable(value):
+    return json.loads(_canonical(value))
+
+
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default)
+
+
+def _default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (Path,)):
+        return str(value)
+    raise TypeError(f"cannot describe {type(value).__name__} in a cache description")

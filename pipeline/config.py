@@ -1,0 +1,143 @@
+"""The pipeline's settings: one Luigi config section per concern, read from luigi.cfg (the
+embedded CPU default) or the file that LUIGI_CONFIG_PATH names (e.g. configs/paper.cfg).
+
+Each section validates its values when first used, so a bad setting stops the run with a
+one-line message naming it before any long work starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import luigi
+
+DATASETS = ("synthetic", "ucf101", "hmdb51", "thumos13")
+
+
+class ConfigError(ValueError):
+    """A setting out of range or missing; the message names it and says how to fix it."""
+
+
+def require(condition: bool, setting: str, message: str) -> None:
+    """Raise ConfigError for ``[section] key`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(f"{setting} {message} (set it in {config_files()})")
+
+
+def config_files() -> str:
+    """The config file(s) in force, for error messages."""
+    return os.environ.get("LUIGI_CONFIG_PATH") or "luigi.cfg"
+
+
+class run(luigi.Config):
+    """What to run: dataset, profile name (names the reports folder), sharding, strictness."""
+
+    dataset = luigi.ChoiceParameter(choices=DATASETS, default="synthetic")
+    profile = luigi.Parameter(default="cpu")
+    shards = luigi.IntParameter(default=4)
+    strict = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
+    seed = luigi.IntParameter(default=0)
+
+    def validate(self) -> "run":
+        require(self.shards > 0, "[run] shards", f"must be > 0, got {self.shards}")
+        return self
+
+
+class paths(luigi.Config):
+    """Where things live. ``cache`` may be a folder shared between users and machines."""
+
+    data = luigi.Parameter(default="data")
+    cache = luigi.Parameter(default="cache")
+    work = luigi.Parameter(default="work")
+    reports = luigi.Parameter(default="reports")
+
+    def folder(self, name: str) -> Path:
+        return Path(getattr(self, name)).expanduser()
+
+
+class synthetic(luigi.Config):
+    """Size of the embedded synthetic dataset (generated on first use under [paths] data)."""
+
+    classes = luigi.IntParameter(default=8)
+    train_per_class = luigi.IntParameter(default=12)
+    test_per_class = luigi.IntParameter(default=6)
+    frames = luigi.IntParameter(default=32)
+    width = luigi.IntParameter(default=160)
+    height = luigi.IntParameter(default=120)
+    seed = luigi.IntParameter(default=0)
+    context = luigi.FloatParameter(default=0.5)
+
+
+class ucf101(luigi.Config):
+    """UCF101 on disk: the UCF-101 video folder and the ucfTrainTestlist folder."""
+
+    videos = luigi.Parameter(default="")
+    splits = luigi.Parameter(default="")
+    split = luigi.IntParameter(default=1)
+
+
+class hmdb51(luigi.Config):
+    """HMDB51 on disk: class folders of videos and testTrainMulti_7030_splits."""
+
+    videos = luigi.Parameter(default="")
+    splits = luigi.Parameter(default="")
+
+
+class thumos13(luigi.Config):
+    """THUMOS13 localization (UCF101-24): UCF101's videos and splits plus pyannot.pkl boxes."""
+
+    videos = luigi.Parameter(default="")
+    splits = luigi.Parameter(default="")
+    annotations = luigi.Parameter(default="")
+
+
+class flow(luigi.Config):
+    """TV-L1 parameters (OpenCV's defaults), the clip bound and the processes per shard."""
+
+    tau = luigi.FloatParameter(default=0.25)
+    lambda_ = luigi.FloatParameter(default=0.15)
+    theta = luigi.FloatParameter(default=0.3)
+    nscales = luigi.IntParameter(default=5)
+    warps = luigi.IntParameter(default=5)
+    epsilon = luigi.FloatParameter(default=0.01)
+    inner_iterations = luigi.IntParameter(default=30)
+    outer_iterations = luigi.IntParameter(default=10)
+    scale_step = luigi.FloatParameter(default=0.8)
+    gamma = luigi.FloatParameter(default=0.0)
+    median_filtering = luigi.IntParameter(default=5)
+    bound = luigi.FloatParameter(default=20.0)
+    processes = luigi.IntParameter(default=0)
+
+    def worker_count(self) -> int:
+        """Processes computing flow in one shard task; 0 means one per core."""
+        require(self.processes >= 0, "[flow] processes", f"must be >= 0, got {self.processes}")
+        return self.processes or os.cpu_count() or 1
+
+
+class convnet(luigi.Config):
+    """The VGG-16 stream networks: weights, input size, fine-tuning and extraction."""
+
+    weights = luigi.Parameter(default="none")
+    image_size = luigi.IntParameter(default=224)
+    finetune_from = luigi.Parameter(default="fc1")
+    finetune_epochs = luigi.IntParameter(default=0)
+    finetune_frames = luigi.IntParameter(default=4)
+    learning_rate = luigi.FloatParameter(default=1e-4)
+    batch_size = luigi.IntParameter(default=16)
+    precision = luigi.ChoiceParameter(choices=("float32", "mixed_bfloat16"), default="float32")
+    dtype = luigi.ChoiceParameter(choices=("float16", "float32"), default="float16")
+
+    def validate(self) -> "convnet":
+        require(self.image_size >= 32 and self.image_size % 32 == 0, "[convnet] image_size",
+                f"must be a multiple of 32 >= 32, got {self.image_size}")
+        require(self.weights == "none" or self.image_size == 224, "[convnet] image_size",
+                f"must be 224 with ImageNet weights, got {self.image_size}")
+        require(self.finetune_epochs >= 0, "[convnet] finetune_epochs",
+                f"must be >= 0, got {self.finetune_epochs}")
+        require(self.finetune_frames > 0, "[convnet] finetune_frames",
+                f"must be > 0, got {self.finetune_frames}")
+        require(self.batch_size > 0, "[convnet] batch_size", f"must be > 0, got {self.batch_size}")
+        require(self.learning_rate > 0, "[convnet] learning_rate",
+                f"must be > 0, got {self.learning_rate}")
+        return self

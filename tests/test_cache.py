@@ -1,0 +1,150 @@
+"""The HDF5 shard format: round trip, refusal of other settings, and no half-written shards."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline import cache
+
+
+def description(bound=20.0, shards=4, version=None):
+    desc = cache.describe("flow", {"bound": bound, "shards": shards, "tvl1": {"tau": 0.25}},
+                          {"dataset": "abc123"})
+    if version:
+        desc["code_version"] = version
+    return desc
+
+
+def write(path, desc, videos=("v_a", "v_b")):
+    rng = np.random.default_rng(0)
+    arrays = {v: rng.integers(0, 255, (3, 6, 8, 2), dtype=np.uint8) for v in videos}
+    with cache.ShardWriter(path, desc) as writer:
+        for video, array in arrays.items():
+            writer.add(video, {"flow": array}, {"label_index": 1})
+        writer.skip("v_broken", "cannot open v_broken.avi")
+        writer.info["seconds"] = 1.5
+    return arrays
+
+
+def test_round_trip_keeps_arrays_attributes_and_skips(tmp_path):
+    path = tmp_path / "shard.h5"
+    arrays = write(path, description())
+    with cache.Shard(path, description()) as shard:
+        assert shard.videos == ["v_a", "v_b"]
+        assert shard.skipped == {"v_broken": "cannot open v_broken.avi"}
+        assert shard.info == {"seconds": 1.5}
+        np.testing.assert_array_equal(shard.read("v_b", "flow"), arrays["v_b"])
+        np.testing.assert_array_equal(shard.read("v_a", "flow", np.array([2, 0, 2])),
+                                      arrays["v_a"][[2, 0, 2]])
+        np.testing.assert_array_equal(shard.read("v_a", "flow", slice(1, 3)), arrays["v_a"][1:3])
+        assert shard.length("v_a", "flow") == 3
+        assert shard.attrs("v_a")["label_index"] == 1
+        with pytest.raises(KeyError, match="cannot open v_broken.avi"):
+            shard.read("v_broken", "flow")
+
+
+def test_other_parameters_are_refused_naming_the_setting(tmp_path):
+    path = tmp_path / "shard.h5"
+    write(path, description(bound=20.0))
+    with pytest.raises(cache.CacheMismatchError, match=r"shard\.h5.*bound=20\.0.*bound=10\.0"):
+        cache.Shard(path, description(bound=10.0))
+
+
+def test_nested_parameter_difference_is_named(tmp_path):
+    path = tmp_path / "shard.h5"
+    write(path, description())
+    other = description()
+    other["params"]["tvl1"]["tau"] = 0.5
+    with pytest.raises(cache.CacheMismatchError, match=r"tvl1\.tau=0\.25"):
+        cache.Shard(path, other)
+
+
+def test_other_code_version_is_refused(tmp_path):
+    path = tmp_path / "shard.h5"
+    write(path, description(version="0.0.1"))
+    with pytest.raises(cache.CacheMismatchError, match="code_version='0.0.1'"):
+        cache.Shard(path, description())
+
+
+def test_hash_changes_with_content_parameters_but_not_code_version():
+    assert cache.short_hash(description(bound=20)) != cache.short_hash(description(bound=10))
+    assert cache.short_hash(description()) == cache.short_hash(description(version="9.9"))
+
+
+def test_unfinished_writer_leaves_incomplete_shard_that_is_refused(tmp_path):
+    path = tmp_path / "shard.h5"
+    with pytest.raises(RuntimeError):
+        with cache.ShardWriter(path, description()) as writer:
+            writer.add("v_a", {"flow": np.zeros((2, 4, 4, 2), np.uint8)})
+            raise RuntimeError("killed mid-shard")
+    with pytest.raises(cache.CacheCorruptError, match="incomplete"):
+        cache.Shard(path, description())
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_shard_is_a_clear_error(tmp_path, damage):
+    path = tmp_path / "shard.h5"
+    write(path, description())
+    data = bytearray(path.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 3]
+    else:
+        data[:64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(cache.CacheCorruptError, match="shard.h5"):
+        with cache.Shard(path, description()) as shard:
+            for video in shard.videos:
+                shard.read(video, "flow")
+
+
+def test_file_that_is_not_a_shard_is_refused(tmp_path):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as handle:
+        handle.attrs["complete"] = True
+    with pytest.raises(cache.CacheCorruptError, match="missing attribute"):
+        cache.Shard(path, description())
+
+
+def test_killed_writer_leaves_no_complete_looking_output(tmp_path):
+    """SIGKILL in the middle of a shard written through Luigi's temporary_path: the final path
+    never appears, so Luigi and every reader see the shard as not done."""
+    final = tmp_path / "shard.h5"
+    script = textwrap.dedent(f"""
+        import os, sys, time
+        import luigi, numpy as np
+        from pipeline import cache
+        target = luigi.LocalTarget({str(final)!r})
+        with target.temporary_path() as tmp:
+            with cache.ShardWriter(tmp, cache.describe("flow", {{}}, {{}})) as writer:
+                writer.add("v_a", {{"flow": np.zeros((2, 4, 4, 2), np.uint8)}})
+                print("writing", flush=True)
+                time.sleep(60)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                             cwd=os.getcwd())
+    assert child.stdout.readline().strip() == "writing"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert not final.exists()
+    assert not luigi_target_exists(final)
+
+
+def luigi_target_exists(path):
+    import luigi
+    return luigi.LocalTarget(str(path)).exists()
+
+
+def test_array_checksum_sees_values_dtype_and_shape():
+    a = np.arange(6, dtype=np.float32)
+    assert cache.array_checksum([a]) == cache.array_checksum([a.copy()])
+    assert cache.array_checksum([a]) != cache.array_checksum([a.reshape(2, 3)])
+    assert cache.array_checksum([a]) != cache.array_checksum([a.astype(np.float64)])
+    b = a.copy()
+    b[3] += 1
+    assert cache.array_checksum([a]) != cache.array_checksum([b])
