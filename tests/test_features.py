@@ -1,0 +1,74 @@
+"""Frame preprocessing, pool5/fc7 extraction and frame-classifier fine-tuning."""
+
+import numpy as np
+import pytest
+
+from models import vgg16
+from pipeline import features
+
+
+def test_rgb_preprocessing_is_bgr_minus_imagenet_mean():
+    frame = np.zeros((1, 8, 8, 3), np.uint8)
+    frame[..., 0], frame[..., 1], frame[..., 2] = 200, 100, 50
+    out = features.preprocess(frame, "rgb", 32)
+    assert out.shape == (1, 32, 32, 3)
+    np.testing.assert_allclose(out[0, 5, 5], [50 - 103.939, 100 - 116.779, 200 - 123.68],
+                               rtol=1e-5)
+
+
+def test_flow_preprocessing_centres_zero_motion():
+    flow = np.full((2, 6, 10, 2), 128, np.uint8)
+    flow[1, ..., 1] = 255
+    out = features.preprocess(flow, "flow", 32)
+    assert out.shape == (2, 32, 32, 2)
+    assert np.all(out[0] == 0) and np.all(out[1, ..., 1] == 127)
+
+
+def test_batches_keep_order_and_remainder():
+    frames = [np.full((2, 2), i) for i in range(5)]
+    sizes = [len(b) for b in features.batches(iter(frames), 2)]
+    assert sizes == [2, 2, 1]
+    assert [b[0, 0, 0] for b in features.batches(iter(frames), 2)] == [0, 2, 4]
+
+
+def test_extract_streams_frames_and_matches_one_big_batch():
+    model = vgg16.initialise("rgb", 3, 32, "none", seed=0)
+    extractor = vgg16.feature_extractor(model)
+    frames = np.random.default_rng(0).integers(0, 255, (5, 24, 30, 3), dtype=np.uint8)
+    pool5, fc7 = features.extract(extractor, iter(frames), "rgb", 32, batch_size=2,
+                                  dtype="float32")
+    assert pool5.shape == (5, 1, 1, 512) and fc7.shape == (5, 4096)
+    whole_maps, whole_fc7 = extractor.predict_on_batch(features.preprocess(frames, "rgb", 32))
+    np.testing.assert_allclose(pool5, whole_maps, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fc7, whole_fc7, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="no frames"):
+        features.extract(extractor, iter([]), "rgb", 32, batch_size=2)
+
+
+def test_sample_frame_indices_spread_over_the_video():
+    assert list(features.sample_frame_indices(9, 3)) == [0, 4, 8]
+    assert list(features.sample_frame_indices(2, 4)) == [0, 1]
+
+
+def test_finetune_learns_a_separable_frame_task_and_freezes_the_rest():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 60, (24, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(24) % 2
+    images[labels == 1, :16] += 150
+    model = vgg16.initialise("rgb", 2, 32, "none", seed=0)
+    conv_before = model.get_layer("block5_conv3").get_weights()[0].copy()
+    fc_before = model.get_layer("fc2").get_weights()[0].copy()
+    losses = features.finetune(model, images, labels, "rgb", 32, "fc1", epochs=8,
+                               learning_rate=1e-4, batch_size=8, seed=0)
+    assert len(losses) == 8 and losses[-1] < losses[0]
+    np.testing.assert_array_equal(model.get_layer("block5_conv3").get_weights()[0], conv_before)
+    assert not np.array_equal(model.get_layer("fc2").get_weights()[0], fc_before)
+    predictions = model.predict_on_batch(features.preprocess(images, "rgb", 32)).argmax(1)
+    assert (predictions == labels).mean() > 0.9
+
+
+def test_finetune_names_an_unknown_layer():
+    model = vgg16.initialise("rgb", 2, 32, "none", seed=0)
+    with pytest.raises(ValueError, match="finetune_from='fc9'"):
+        features.finetune(model, np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2), "rgb", 32,
+                          "fc9", 1, 1e-3, 2, 0)
