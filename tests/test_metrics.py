@@ -1,0 +1,141 @@
+"""Evaluation metrics against hand-worked cases."""
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import (
+    Detection,
+    GroundTruth,
+    Tube,
+    accuracy,
+    average_precision,
+    box_iou,
+    recall_at_iou,
+    tube_iou,
+    video_map,
+)
+
+NAN_BOX = [np.nan] * 4
+
+
+def constant_tube(start, n_frames, box):
+    return Tube(start, np.tile(np.asarray(box, dtype=float), (n_frames, 1)))
+
+
+def test_box_iou_hand_cases():
+    # half-overlapping squares: intersection 5x10 = 50, union 100 + 100 - 50 = 150
+    assert box_iou([0, 0, 10, 10], [5, 0, 15, 10]) == pytest.approx(1 / 3)
+    assert box_iou([0, 0, 10, 10], [2, 2, 4, 4]) == pytest.approx(4 / 100)
+    assert box_iou([0, 0, 10, 10], [0, 0, 10, 10]) == pytest.approx(1.0)
+    assert box_iou([0, 0, 10, 10], [10, 0, 20, 10]) == 0.0  # touching edges (x2 exclusive)
+    assert box_iou([5, 5, 5, 10], [5, 5, 5, 10]) == 0.0  # empty boxes
+    assert box_iou([0, 0, 10, 10], NAN_BOX) == 0.0
+
+
+def test_box_iou_broadcasts():
+    a = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], dtype=float)[:, None]
+    b = np.array([[0, 0, 10, 10], NAN_BOX])[None]
+    np.testing.assert_allclose(box_iou(a, b), [[1, 0], [1 / 3, 0], [0, 0]])
+
+
+def test_tube_iou_partial_temporal_overlap():
+    # a: frames 0-3, b: frames 2-5; union 0-5 is 6 frames, of which frames 2 and 3 have IoU 1/3
+    a = constant_tube(0, 4, [0, 0, 10, 10])
+    b = constant_tube(2, 4, [5, 0, 15, 10])
+    assert tube_iou(a, b) == pytest.approx((2 / 3) / 6)
+    assert tube_iou(b, a) == pytest.approx((2 / 3) / 6)
+
+
+def test_tube_iou_identical_disjoint_and_missing_frames():
+    a = constant_tube(3, 5, [0, 0, 10, 10])
+    assert tube_iou(a, a) == pytest.approx(1.0)
+    assert tube_iou(a, constant_tube(8, 5, [0, 0, 10, 10])) == 0.0
+    gappy = Tube(3, a.boxes.copy())
+    gappy.boxes[1] = np.nan  # frame 4 only in `a`: counts 0 over a union of 5 frames
+    assert tube_iou(a, gappy) == pytest.approx(4 / 5)
+    assert tube_iou(Tube(0, np.full((3, 4), np.nan)), Tube(0, np.full((3, 4), np.nan))) == 0.0
+
+
+def test_average_precision_non_interpolated_with_missed_positive():
+    # ranked by score: 0.9 (TP), 0.8 (FP), 0.7 (TP), 0.6 (FP), 0.5 (FP); 3 positives, one never
+    # detected. Precision at the TPs: 1/1 and 2/3; AP = (1 + 2/3 + 0) / 3 = 5/9.
+    scores = [0.7, 0.5, 0.9, 0.6, 0.8]
+    hits = [True, False, True, False, False]
+    assert average_precision(scores, hits, n_positives=3) == pytest.approx(5 / 9)
+
+
+def test_average_precision_rejects_more_hits_than_positives():
+    with pytest.raises(ValueError, match="exceed"):
+        average_precision([0.5, 0.4], [True, True], n_positives=1)
+
+
+def three_videos():
+    # v1: class 0, detection identical to its GT (overlap 1)
+    # v2: class 1, detection half-shifted (overlap 1/3)
+    # v3: class 0, detection disjoint in space (overlap 0)
+    gt_box, shifted, far = [0, 0, 10, 10], [5, 0, 15, 10], [50, 50, 60, 60]
+    ground_truth = {
+        "v1": GroundTruth(0, [constant_tube(0, 4, gt_box)]),
+        "v2": GroundTruth(1, [constant_tube(0, 4, gt_box)]),
+        "v3": GroundTruth(0, [constant_tube(0, 4, gt_box)]),
+    }
+    detections = {
+        "v1": Detection(constant_tube(0, 4, gt_box), np.array([0.9, 0.1])),
+        "v2": Detection(constant_tube(0, 4, shifted), np.array([0.6, 0.7])),
+        "v3": Detection(constant_tube(0, 4, far), np.array([0.8, 0.3])),
+    }
+    return detections, ground_truth
+
+
+def test_video_map_hand_case():
+    detections, ground_truth = three_videos()
+    # IoU 0.5. Class 0 ranking: v1 (TP), v3 (FP, overlap 0), v2 (FP, class 1); 2 positives:
+    # AP = (1/1) / 2 = 0.5. Class 1 ranking: v2 (overlap 1/3 < 0.5: FP), v3, v1; AP = 0.
+    mean_ap, per_class = video_map(detections, ground_truth, classes=[0, 1], iou_threshold=0.5)
+    assert per_class == pytest.approx({0: 0.5, 1: 0.0})
+    assert mean_ap == pytest.approx(0.25)
+    # IoU 0.2: v2 becomes a hit at rank 1 for class 1, AP = 1; mAP = (0.5 + 1) / 2.
+    mean_ap, per_class = video_map(detections, ground_truth, classes=[0, 1], iou_threshold=0.2)
+    assert per_class == pytest.approx({0: 0.5, 1: 1.0})
+    assert mean_ap == pytest.approx(0.75)
+
+
+def test_video_map_skips_classes_without_ground_truth():
+    detections, ground_truth = three_videos()
+    detections = {v: Detection(d.tube, np.append(d.scores, 0.5)) for v, d in detections.items()}
+    mean_ap, per_class = video_map(detections, ground_truth, classes=[0, 1, 2], iou_threshold=0.5)
+    assert np.isnan(per_class[2])
+    assert mean_ap == pytest.approx(0.25)
+
+
+def test_video_map_matches_each_detection_to_one_gt_tube():
+    # one video, two actors annotated; its single detection covers both boxes exactly but can
+    # match only one tube: ranked list [TP], 2 positives, AP = 1/2.
+    box = [0, 0, 10, 10]
+    ground_truth = {"v": GroundTruth(0, [constant_tube(0, 3, box), constant_tube(0, 3, box)])}
+    detections = {"v": Detection(constant_tube(0, 3, box), np.array([1.0]))}
+    mean_ap, _ = video_map(detections, ground_truth, classes=[0], iou_threshold=0.5)
+    assert mean_ap == pytest.approx(0.5)
+
+
+def test_video_map_rejects_detection_of_unknown_video():
+    detections, ground_truth = three_videos()
+    del ground_truth["v3"]
+    with pytest.raises(ValueError, match="v3"):
+        video_map(detections, ground_truth, classes=[0, 1], iou_threshold=0.5)
+
+
+def test_recall_at_iou_hand_case():
+    detections, ground_truth = three_videos()
+    # overlaps of the 3 GT tubes: 1, 1/3, 0
+    recall = recall_at_iou(detections, ground_truth, [0.1, 0.3, 0.5, 1.0])
+    np.testing.assert_allclose(recall, [2 / 3, 2 / 3, 1 / 3, 1 / 3])
+    del detections["v1"]  # a video without detection overlaps 0
+    np.testing.assert_allclose(recall_at_iou(detections, ground_truth, [0.1]), [1 / 3])
+
+
+def test_accuracy():
+    scores = np.array([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
+    assert accuracy(scores, [1, 1, 1]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="labels"):
+        accuracy(scores, [1, 1])
