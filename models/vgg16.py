@@ -100,3 +100,19 @@ def cross_modality_kernel(kernel: np.ndarray, channels: int) -> np.ndarray:
 def feature_extractor(model: keras.Model) -> keras.Model:
     """pool5 (B, N, N, 512) and fc7 (B, 4096) of a stream network in one pass."""
     return keras.Model(model.inputs, [model.get_layer(POOL5).output, model.get_layer(FC7).output])
+
+
+def load_extractor(path: str, precision: str = "float32") -> keras.Model:
+    """pool5/fc7 extractor of a saved stream network, rebuilt under a dtype policy
+    (``mixed_bfloat16`` roughly doubles CPU throughput) with the saved weights."""
+    saved = keras.models.load_model(path, compile=False)
+    _, size, _, channels = saved.input.shape
+    stream = {c: s for s, c in STREAM_CHANNELS.items()}[channels]
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        model = build_vgg16(stream, saved.output.shape[-1], size)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    model.set_weights(saved.get_weights())
+    return feature_extractor(model)

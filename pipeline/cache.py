@@ -36,6 +36,10 @@ class CacheCorruptError(CacheError):
     """A cache file that cannot be read as a complete shard."""
 
 
+class VideoNotCached(CacheError):
+    """A video the shard does not hold (skipped when the shard was made, or not in it)."""
+
+
 def describe(stage: str, params: Mapping, upstream: Mapping | None = None) -> dict:
     """The description of a stage output: what was computed, from what, by which code."""
     return {
@@ -124,9 +128,10 @@ class ShardWriter:
 
 
 class Shard:
-    """A validated, read-only shard. Use as a context manager."""
+    """A complete, read-only shard, checked against the ``expected`` description (None: only
+    completeness is checked, for summaries). Use as a context manager."""
 
-    def __init__(self, path: str | Path, expected: Mapping):
+    def __init__(self, path: str | Path, expected: Mapping | None = None):
         self.path = Path(path)
         try:
             self._file = h5py.File(self.path, "r")
@@ -135,7 +140,8 @@ class Shard:
                                     "delete it so the stage runs again") from error
         try:
             self.description = _read_description(self._file, self.path)
-            check_description(self.description, expected, self.path)
+            if expected is not None:
+                check_description(self.description, expected, self.path)
             self.videos: list[str] = json.loads(self._file.attrs["videos"])
             self.skipped: dict[str, str] = json.loads(self._file.attrs["skipped"])
             self.info: dict = json.loads(self._file.attrs["info"])
@@ -159,7 +165,7 @@ class Shard:
         """One video's array (all frames, or the given frame indices or slice)."""
         if video_id not in self.videos:
             reason = self.skipped.get(video_id, "not in this shard")
-            raise KeyError(f"{self.path}: no {name!r} for video {video_id}: {reason}")
+            raise VideoNotCached(f"{self.path}: no {name!r} for video {video_id}: {reason}")
         try:
             dataset = self._file[video_id][name]
             if frames is None:
@@ -170,6 +176,11 @@ class Shard:
         except (OSError, KeyError) as error:
             raise CacheCorruptError(f"{self.path}: cannot read {video_id}/{name} ({error}); "
                                     "delete the shard so the stage runs again") from error
+
+    def iter_frames(self, video_id: str, name: str, chunk: int = 64):
+        """A video's frames one at a time, read ``chunk`` frames at a time (never all at once)."""
+        for start in range(0, self.length(video_id, name), chunk):
+            yield from self.read(video_id, name, slice(start, start + chunk))
 
     def length(self, video_id: str, name: str) -> int:
         """Number of frames stored for a video, without reading them."""

@@ -4,11 +4,24 @@ baseline of Table 1)."""
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+import time
+from typing import Callable, Iterable, Iterator
 
 import cv2
 import keras
 import numpy as np
+import pandas as pd
+
+from pipeline import cache
+from pipeline.progress import Progress
+from pipeline.video import VideoError
+
+FramesOf = Callable[[tuple], Iterable[np.ndarray]]
+"""A video's frames (RGB uint8 or quantized flow) given its manifest row, one at a time."""
+FramesAt = Callable[[tuple, int], np.ndarray]
+"""``count`` equally spaced frames of a video given its manifest row."""
+SKIPPABLE = (VideoError, cache.CacheError, ValueError)
+"""Errors that concern one video: recorded as a skip unless the run is strict."""
 
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 FLOW_CENTRE = 128.0
@@ -91,3 +104,51 @@ def finetune(model: keras.Model, images: np.ndarray, labels: np.ndarray, stream:
     history = top.fit(inputs, labels, epochs=epochs, batch_size=batch_size, shuffle=True,
                       verbose=0)
     return [float(loss) for loss in history.history.get("loss", [])]
+
+
+def training_frames(rows: pd.DataFrame, frames_at: FramesAt, count: int, image_size: int,
+                    strict: bool) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """``count`` equally spaced frames of each training video, resized for the network, with
+    their labels; a video that cannot be read is skipped (and returned) unless strict."""
+    images, labels, skipped = [], [], {}
+    for row in rows.itertuples():
+        try:
+            frames = frames_at(row, count)
+        except SKIPPABLE as error:
+            if strict:
+                raise
+            skipped[row.video_id] = str(error)
+            continue
+        images.extend(cv2.resize(f, (image_size, image_size), interpolation=cv2.INTER_AREA)
+                      .reshape(image_size, image_size, -1) for f in frames)
+        labels.extend([row.label_index] * len(frames))
+    if not images:
+        raise ValueError("no training frames could be read: every training video was skipped")
+    return np.stack(images), np.asarray(labels), skipped
+
+
+def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of: FramesOf,
+                        extractor: keras.Model, stream: str, image_size: int, batch_size: int,
+                        dtype: str, strict: bool, progress: Progress) -> None:
+    """ExtractFeatures for one shard: pool5 and fc7 of every video into one HDF5 shard.
+
+    A video that cannot be read is recorded as skipped with its reason (strict: the error
+    stops the shard), so one broken file does not lose the shard's other videos.
+    """
+    start = time.perf_counter()
+    frames = 0
+    with cache.ShardWriter(path, description) as writer:
+        for row in videos.itertuples():
+            try:
+                pool5, fc7 = extract(extractor, frames_of(row), stream, image_size, batch_size,
+                                     dtype)
+            except SKIPPABLE as error:
+                if strict:
+                    raise
+                writer.skip(row.video_id, str(error))
+            else:
+                writer.add(row.video_id, {"pool5": pool5, "fc7": fc7},
+                           {"label_index": row.label_index, "n_frames": len(fc7)})
+                frames += len(fc7)
+            progress.advance(row.video_id)
+        writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=frames)

@@ -67,14 +67,30 @@ def test_imagenet_weights_need_224_inputs():
         vgg16.initialise("rgb", 4, 160, "imagenet", seed=0)
 
 
+def write_release_weights(model, path):
+    """Write weights in the layout of Keras' VGG-16 release file (legacy HDF5: root attribute
+    layer_names, one group per layer with attribute weight_names and one dataset per weight)."""
+    import h5py
+    with h5py.File(path, "w") as handle:
+        handle.attrs["layer_names"] = [layer.name.encode() for layer in model.layers]
+        handle.attrs["backend"] = b"tensorflow"
+        handle.attrs["keras_version"] = b"2.2.4"
+        for layer in model.layers:
+            group = handle.create_group(layer.name)
+            names = [f"{layer.name}/{w.name}:0".encode() for w in layer.weights]
+            group.attrs["weight_names"] = names
+            for name, value in zip(names, layer.get_weights()):
+                group.create_dataset(name.decode(), data=value)
+
+
 @pytest.mark.slow
 def test_imagenet_file_in_keras_format_is_loaded_and_carried_to_flow(tmp_path, monkeypatch):
-    """A weights file in the Keras release layout (here random values, saved by Keras) is found
-    in Keras' cache and every layer but the classifier is carried over to both streams."""
+    """A weights file in the Keras release layout (here random values) is found in Keras' cache
+    and every layer but the classifier is carried over to both streams."""
     import keras
     reference = keras.applications.VGG16(weights=None)
     (tmp_path / "models").mkdir()
-    reference.save_weights(tmp_path / "models" / vgg16.IMAGENET_FILE)
+    write_release_weights(reference, tmp_path / "models" / vgg16.IMAGENET_FILE)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     rgb = vgg16.initialise("rgb", 7, 224, "imagenet", seed=0)
     flow = vgg16.initialise("flow", 7, 224, "imagenet", seed=0)
@@ -84,3 +100,10 @@ def test_imagenet_file_in_keras_format_is_loaded_and_carried_to_flow(tmp_path, m
                                reference.get_layer("block1_conv1").get_weights()[0].mean(axis=2),
                                rtol=1e-6)
     assert rgb.output.shape == (None, 7)
+
+
+def test_a_file_that_is_not_vgg16_weights_is_a_clear_error(tmp_path):
+    bad = tmp_path / "weights.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(vgg16.WeightsNotFoundError, match="not a VGG-16 weights file"):
+        vgg16.initialise("rgb", 4, 224, str(bad), seed=0)
