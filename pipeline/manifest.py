@@ -1,0 +1,101 @@
+"""The manifest: one table of every video (id, path, label, split, frame count, GT tubes).
+
+The dataset readers build it without `n_frames`; `probe_frames` adds the count. It is stored
+as parquet, and ground-truth tubes travel in it as a JSON string so the table stays flat.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from os import PathLike
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.video import VideoError, probe_frame_count
+
+MANIFEST_COLUMNS = ("video_id", "path", "label", "label_index", "split", "n_frames", "tubes")
+SPLIT_COLUMNS = tuple(c for c in MANIFEST_COLUMNS if c != "n_frames")
+"""The columns a dataset reader returns: the manifest's without `n_frames`."""
+
+
+def split_frame(rows: list[dict]) -> pd.DataFrame:
+    """Build a reader's table from row dicts, with SPLIT_COLUMNS in order and fixed dtypes."""
+    df = pd.DataFrame(rows, columns=list(SPLIT_COLUMNS))
+    return df.astype({"video_id": str, "path": str, "label": str, "label_index": "int64",
+                      "split": str, "tubes": str})
+
+
+def probe_frames(df: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy of a reader's table with `n_frames` from the container headers.
+
+    A video that cannot be opened gets 0 rather than an exception: later stages record it
+    as a skipped video so one bad file does not stop the rest.
+    """
+    out = df.copy()
+    out["n_frames"] = np.array([_count_or_zero(p) for p in df["path"]], dtype=np.int64)
+    return out[list(MANIFEST_COLUMNS)]
+
+
+def _count_or_zero(path: str) -> int:
+    try:
+        return probe_frame_count(path)
+    except VideoError:
+        return 0
+
+
+def _check_columns(df: pd.DataFrame, path: str | PathLike):
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    extra = [c for c in df.columns if c not in MANIFEST_COLUMNS]
+    if missing or extra:
+        raise ValueError(
+            f"{path}: manifest columns do not match {list(MANIFEST_COLUMNS)}: "
+            f"missing {missing}, unexpected {extra}"
+        )
+
+
+def write_manifest(df: pd.DataFrame, path: str | PathLike):
+    """Write the manifest as parquet, via a temporary name renamed when complete."""
+    path = Path(path)
+    _check_columns(df, path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        df[list(MANIFEST_COLUMNS)].to_parquet(tmp, engine="pyarrow", index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_manifest(path: str | PathLike) -> pd.DataFrame:
+    """Read a manifest written by `write_manifest`, refusing a table with other columns."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: manifest file does not exist")
+    df = pd.read_parquet(path, engine="pyarrow")
+    _check_columns(df, path)
+    return df[list(MANIFEST_COLUMNS)]
+
+
+def encode_tubes(tubes: list[dict]) -> str:
+    """JSON text for a list of tubes {"start": int, "boxes": (n, 4) x1, y1, x2, y2}."""
+    return json.dumps([
+        {"start": int(t["start"]), "boxes": np.asarray(t["boxes"], dtype=np.float64).tolist()}
+        for t in tubes
+    ])
+
+
+def decode_tubes(tubes_json: str) -> list[dict]:
+    """Inverse of `encode_tubes`: tubes with `start` int and `boxes` float32 (n, 4); "" is none."""
+    if not tubes_json:
+        return []
+    try:
+        tubes = [
+            {"start": int(t["start"]),
+             "boxes": np.asarray(t["boxes"], dtype=np.float32).reshape(-1, 4)}
+            for t in json.loads(tubes_json)
+        ]
+    except (ValueError, TypeError, KeyError) as err:
+        raise ValueError(f"malformed tubes JSON {tubes_json[:80]!r}: {err}") from err
+    return tubes

@@ -1,0 +1,91 @@
+"""Video decoding and writing with OpenCV: RGB uint8 frames, streamed one at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from os import PathLike
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+StrPath = str | PathLike
+
+
+class VideoError(ValueError):
+    """A video that cannot be opened, decoded or written; the message names the file."""
+
+
+def _open(path: StrPath) -> cv2.VideoCapture:
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"{path}: video file does not exist")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise VideoError(f"{path}: cannot open video (unreadable or not a video container)")
+    return capture
+
+
+def _frames(capture: cv2.VideoCapture, path: StrPath) -> Iterator[np.ndarray]:
+    try:
+        ok, frame = capture.read()
+        if not ok:
+            raise VideoError(f"{path}: video decodes to no frames")
+        while ok:
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            ok, frame = capture.read()
+    finally:
+        capture.release()
+
+
+def iter_frames(path: StrPath) -> Iterator[np.ndarray]:
+    """Yield the frames of `path` as RGB uint8 (H, W, 3) arrays, one at a time.
+
+    The file is opened before this returns (so an unopenable file raises here); a video that
+    opens but yields no frame raises VideoError on the first `next`.
+    """
+    return _frames(_open(path), path)
+
+
+def read_frames(path: StrPath) -> np.ndarray:
+    """Decode the whole video at `path` into a (T, H, W, 3) uint8 RGB array."""
+    return np.stack(list(iter_frames(path)))
+
+
+def probe_frame_count(path: StrPath) -> int:
+    """Frame count from the container header (CAP_PROP_FRAME_COUNT), without decoding.
+
+    Cheap but only as exact as the header; a header without a count gives 0.
+    """
+    capture = _open(path)
+    try:
+        return max(int(round(capture.get(cv2.CAP_PROP_FRAME_COUNT))), 0)
+    finally:
+        capture.release()
+
+
+def write_video(path: StrPath, frames_rgb: np.ndarray, fps: float = 25):
+    """Write RGB uint8 frames to an AVI file with the MJPG codec (available in the headless wheel).
+
+    Width and height must be even: the encoder would otherwise crop the frames silently.
+    """
+    frames = np.asarray(frames_rgb)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise VideoError(
+            f"{path}: frames must be a (T, H, W, 3) uint8 array, got shape {frames.shape} "
+            f"and dtype {frames.dtype}"
+        )
+    n, height, width = frames.shape[:3]
+    if n == 0:
+        raise VideoError(f"{path}: refusing to write a video with no frames")
+    if height % 2 or width % 2:
+        raise VideoError(f"{path}: MJPG needs even frame sizes, got {width}x{height}")
+    fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+    writer = cv2.VideoWriter(str(path), fourcc, float(fps), (width, height))
+    if not writer.isOpened():
+        raise VideoError(f"{path}: cannot open a video writer (missing folder or codec)")
+    try:
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()

@@ -1,0 +1,91 @@
+"""Video decoding and writing through OpenCV on real AVI files."""
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.video import VideoError, iter_frames, probe_frame_count, read_frames, write_video
+
+
+def _smooth_frames(n=6, h=48, w=64):
+    """Frames with smooth gradients (MJPG-friendly) whose colour order and time order are known."""
+    yy, xx = np.mgrid[:h, :w]
+    frames = np.zeros((n, h, w, 3), dtype=np.uint8)
+    for t in range(n):
+        frames[t, ..., 0] = 200
+        frames[t, ..., 1] = (xx * 2 + 10 * t).clip(0, 255)
+        frames[t, ..., 2] = 30 + yy
+    return frames
+
+
+def test_written_avi_decodes_to_the_same_rgb_frames(tmp_path):
+    frames = _smooth_frames()
+    path = tmp_path / "clip.avi"
+    write_video(path, frames, fps=25)
+    decoded = read_frames(path)
+    assert decoded.shape == frames.shape and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - frames).mean() < 4
+    # channel order is RGB: red was constant 200, blue grows down the rows
+    assert abs(decoded[..., 0].mean() - 200) < 4
+    assert decoded[:, -1, :, 2].mean() > decoded[:, 0, :, 2].mean() + 30
+    # time order is kept: green grows with t
+    assert np.all(np.diff(decoded[..., 1].mean(axis=(1, 2))) > 5)
+
+
+def test_iter_frames_streams_one_frame_at_a_time(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, _smooth_frames(n=4))
+    frames = iter_frames(path)
+    first = next(frames)
+    assert first.shape == (48, 64, 3) and first.dtype == np.uint8
+    assert sum(1 for _ in frames) == 3
+
+
+def test_probe_frame_count_reads_the_header(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, _smooth_frames(n=7))
+    assert probe_frame_count(path) == 7
+
+
+def test_missing_file_is_a_video_error_naming_it(tmp_path):
+    path = tmp_path / "absent.avi"
+    for call in (iter_frames, read_frames, probe_frame_count):
+        with pytest.raises(VideoError, match="absent.avi"):
+            call(path)
+
+
+def test_garbage_file_cannot_be_opened(tmp_path):
+    path = tmp_path / "garbage.avi"
+    path.write_bytes(b"not a video at all" * 20)
+    with pytest.raises(VideoError, match="garbage.avi.*cannot open"):
+        iter_frames(path)
+    with pytest.raises(VideoError, match="garbage.avi"):
+        probe_frame_count(path)
+
+
+def test_video_without_frames_is_refused(tmp_path):
+    path = tmp_path / "empty.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (64, 48))
+    assert writer.isOpened()
+    writer.release()
+    with pytest.raises(VideoError, match="empty.avi.*no frames"):
+        read_frames(path)
+
+
+@pytest.mark.parametrize(
+    "frames, problem",
+    [
+        (np.zeros((2, 48, 64, 3), dtype=np.float32), "uint8"),
+        (np.zeros((48, 64, 3), dtype=np.uint8), "shape"),
+        (np.zeros((0, 48, 64, 3), dtype=np.uint8), "no frames"),
+        (np.zeros((2, 47, 64, 3), dtype=np.uint8), "even"),
+    ],
+)
+def test_write_video_refuses_bad_frames(tmp_path, frames, problem):
+    with pytest.raises(VideoError, match=f"bad.avi.*{problem}"):
+        write_video(tmp_path / "bad.avi", frames)
+
+
+def test_write_video_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(VideoError, match="nowhere"):
+        write_video(tmp_path / "nowhere" / "clip.avi", _smooth_frames(n=2))
