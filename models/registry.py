@@ -1,0 +1,168 @@
+"""The classification models of paper Sec. 3 / Table 1-2, built by name on cached features, and
+a frame-by-frame runner for streaming video.
+
+Every model takes {"features": (B, T, *feature_shape)} (plus {"motion": (B, T, N, N, Dm)} with
+motion attention), T free, and returns {"scores": (B, T, n_classes)} per-frame softmax scores,
+plus {"attention": (B, T, N, N)} (the maps A_t, Eq. 8) for the attending architectures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+from models.cells import (AttentionLSTMCell, AttentionRNN, ConvAttentionLSTMCell, odd_kernel,
+                          positive_int)
+from models.heads import FrameClassifier
+
+ARCHITECTURES = ("convnet", "lstm", "alstm", "convlstm", "convalstm", "videolstm")
+ATTENDING = ("alstm", "convalstm", "videolstm")
+ATTENTIONS = ("appearance", "motion")
+VECTOR_ARCHITECTURES = ("convnet", "lstm")
+RECURRENT_LAYER = "recurrent"
+HEAD_LAYER = "head"
+
+
+@dataclass(frozen=True)
+class ModelSizes:
+    """Layer sizes; the defaults are the paper's (Sec. 5.2).
+
+    hidden: LSTM hidden units / ConvLSTM channels, also the attention's hidden width (512).
+    kernel: side of the input-to-state and state-to-state convolutions (3).
+    attention_kernel: side of the attention convolutions of Eq. 7 (1).
+    dense: units of the fully connected layer before the softmax (1024).
+    dropout: dropout rate on that layer's output (0.7).
+    """
+
+    hidden: int = 512
+    kernel: int = 3
+    attention_kernel: int = 1
+    dense: int = 1024
+    dropout: float = 0.7
+
+    def __post_init__(self):
+        for name in ("hidden", "dense"):
+            positive_int(getattr(self, name), f"ModelSizes.{name}")
+        for name in ("kernel", "attention_kernel"):
+            odd_kernel(getattr(self, name), f"ModelSizes.{name}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0 <= self.dropout < 1:
+            raise ValueError(f"ModelSizes.dropout must be in [0, 1), got {self.dropout!r}")
+
+
+def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes: ModelSizes,
+                attention: str = "appearance", motion_shape: tuple[int, ...] | None = None
+                ) -> keras.Model:
+    """The named architecture as a Keras model on per-frame features.
+
+    arch: one of ARCHITECTURES. "convnet" (the frame classifier: a softmax on fc7) and "lstm"
+    take fc7 vectors, feature_shape (D,); the others take pool5 maps, feature_shape (N, N, D).
+    attention: "appearance" (attention from the top layer's H_{t-1}) or "motion" (from the
+    bottom flow layer's H^m_t, Sec. 3.2), for "alstm" and "convalstm"; other architectures
+    accept only the default. "videolstm" is "convalstm" with motion attention: it always
+    attends with motion, whatever ``attention`` says. motion_shape: the flow map per frame
+    (N, N, Dm), required with motion attention and refused otherwise.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"n_classes must be an integer >= 2, got {n_classes!r}")
+    motion = arch == "videolstm" or attention == "motion"
+    if motion and arch not in ATTENDING:
+        raise ValueError(f"attention='motion' needs an attending architecture "
+                         f"({', '.join(ATTENDING)}), got {arch!r}")
+    feature_shape = _checked_shape(feature_shape, "feature_shape",
+                                   1 if arch in VECTOR_ARCHITECTURES else 3, arch)
+    if motion:
+        if motion_shape is None:
+            raise ValueError(f"{arch} with motion attention needs motion_shape (N, N, Dm)")
+        motion_shape = _checked_shape(motion_shape, "motion_shape", 3, arch)
+    elif motion_shape is not None:
+        raise ValueError(f"motion_shape is only used with motion attention; {arch} with "
+                         f"attention={attention!r} would ignore {motion_shape}")
+
+    features = keras.Input((None, *feature_shape), name="features")
+    inputs = {"features": features}
+    if motion:
+        inputs["motion"] = keras.Input((None, *motion_shape), name="motion")
+    if arch == "convnet":
+        scores = keras.layers.Dense(n_classes, activation="softmax", name=HEAD_LAYER)(features)
+        return keras.Model(inputs, {"scores": scores}, name=arch)
+
+    attention_maps = None
+    if arch == "lstm":
+        hidden = keras.layers.LSTM(sizes.hidden, return_sequences=True,
+                                   name=RECURRENT_LAYER)(features)
+    elif arch == "convlstm":
+        hidden = keras.layers.ConvLSTM2D(sizes.hidden, sizes.kernel, padding="same",
+                                         return_sequences=True, name=RECURRENT_LAYER)(features)
+    else:
+        if arch == "alstm":
+            cell = AttentionLSTMCell(sizes.hidden, sizes.hidden, motion=motion, name="cell")
+        else:
+            cell = ConvAttentionLSTMCell(sizes.hidden, sizes.hidden, sizes.kernel,
+                                         sizes.attention_kernel, motion=motion, name="cell")
+        sequences = [features, inputs["motion"]] if motion else features
+        hidden, attention_maps = AttentionRNN(cell, name=RECURRENT_LAYER)(sequences)
+    state_rank = 1 if arch in ("lstm", "alstm") else 3
+    scores = FrameClassifier(n_classes, sizes.dense, sizes.dropout, state_rank,
+                             name=HEAD_LAYER)(hidden)
+    outputs = {"scores": scores}
+    if attention_maps is not None:
+        outputs["attention"] = attention_maps
+    name = f"{arch}_motion" if motion and arch != "videolstm" else arch
+    return keras.Model(inputs, outputs, name=name)
+
+
+def _checked_shape(shape, setting: str, rank: int, arch: str) -> tuple[int, ...]:
+    shape = tuple(shape)
+    if len(shape) != rank or not all(isinstance(d, int) and d >= 1 for d in shape):
+        kind = "(D,)" if rank == 1 else "(N, N, D)"
+        raise ValueError(f"{setting} for {arch} must be {rank} positive integers {kind}, "
+                         f"got {shape}")
+    return shape
+
+
+class FrameStepper:
+    """Applies a model built by ``build_model`` (or loaded from .keras) one frame at a time, so
+    a video can stream through it without being held whole.
+
+    ``states = stepper.initial_states(batch)``, then for each frame
+    ``scores_t, attention_t, states = stepper.step(inputs_t, states)`` with inputs_t
+    {"features": (B, *feature_shape)} (plus "motion": (B, N, N, Dm)); scores_t is
+    (B, n_classes), attention_t (B, N, N) or None for non-attending models. Dropout is off.
+    Over T frames this equals the model on the (B, T, ...) sequence. Returns backend tensors
+    (``keras.ops.convert_to_numpy`` for arrays).
+    """
+
+    def __init__(self, model: keras.Model):
+        names = {layer.name for layer in model.layers}
+        if HEAD_LAYER not in names:
+            raise ValueError(f"model {model.name!r} has no layer {HEAD_LAYER!r}: "
+                             "not built by models.registry.build_model")
+        self.head = model.get_layer(HEAD_LAYER)
+        self.recurrent = model.get_layer(RECURRENT_LAYER) if RECURRENT_LAYER in names else None
+        self.motion = getattr(getattr(self.recurrent, "cell", None), "motion", False)
+
+    def initial_states(self, batch: int) -> list:
+        """Zero recurrent states for ``batch`` videos (an empty list for the frame classifier)."""
+        if self.recurrent is None:
+            return []
+        return list(self.recurrent.get_initial_state(batch))
+
+    def step(self, inputs_t: dict, states: list) -> tuple:
+        """One frame for every video of the batch: (scores_t, attention_t or None, new states)."""
+        needed = ("features", "motion") if self.motion else ("features",)
+        missing = [key for key in needed if key not in inputs_t]
+        if missing:
+            raise ValueError(f"step inputs lack {missing}; this model needs {list(needed)}")
+        features = inputs_t["features"]
+        if self.recurrent is None:
+            return self.head(features), None, []
+        cell_inputs = [features, inputs_t["motion"]] if self.motion else features
+        output, new_states = self.recurrent.cell(cell_inputs, states, training=False)
+        hidden, attention = output if isinstance(output, tuple) else (output, None)
+        return self.head(hidden, training=False), attention, list(new_states)

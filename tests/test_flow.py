@@ -1,0 +1,183 @@
+"""TV-L1 flow, its uint8 quantization and the spawn-based FlowPool (paper section 5.2)."""
+
+import multiprocessing
+import queue
+
+import cv2
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter
+
+from pipeline.flow import (FlowPool, TVL1Params, dequantize, quantize, tvl1,
+                           video_flow)
+
+MARGIN = 8
+
+
+def texture(rng, h, w, channels=None):
+    """Smooth random uint8 texture spanning [0, 255]."""
+    shape = (h, w) if channels is None else (h, w, channels)
+    sigma = (2.0, 2.0) if channels is None else (2.0, 2.0, 0.0)
+    t = gaussian_filter(rng.random(shape), sigma)
+    return np.round((t - t.min()) / (t.max() - t.min()) * 255).astype(np.uint8)
+
+
+def shifted_clip(rng, shifts, h=48, w=64):
+    """RGB frames (T, h, w, 3) whose content moves by shifts[t] = (dx, dy) px from frame t to t+1."""
+    pad = 4 + sum(abs(v) for s in shifts for v in s)
+    canvas = texture(rng, h + 2 * pad, w + 2 * pad, channels=3)
+    x = y = pad
+    frames = [canvas[y:y + h, x:x + w]]
+    for dx, dy in shifts:
+        x, y = x - dx, y - dy
+        frames.append(canvas[y:y + h, x:x + w])
+    return np.stack(frames)
+
+
+def interior(a):
+    return a[MARGIN:-MARGIN, MARGIN:-MARGIN]
+
+
+def test_tvl1_recovers_a_known_shift():
+    rng = np.random.default_rng(1)
+    canvas = texture(rng, 72 + 8, 96 + 8)
+    prev = canvas[4:76, 4:100]
+    nxt = canvas[4 + 1:76 + 1, 4 - 2:100 - 2]  # content moves by (dx, dy) = (2, -1)
+    flow = tvl1(prev, nxt, TVL1Params())
+    assert flow.dtype == np.float32 and flow.shape == (72, 96, 2)
+    epe = np.hypot(flow[..., 0] - 2.0, flow[..., 1] + 1.0)
+    assert interior(epe).mean() < 0.05
+
+
+def test_video_flow_orders_pairs_and_channels():
+    rng = np.random.default_rng(2)
+    frames = shifted_clip(rng, [(2, 0), (0, -1), (-1, 1)])
+    q = video_flow(frames, TVL1Params())
+    assert q.dtype == np.uint8 and q.shape == (3, 48, 64, 2)
+    flow = dequantize(q, 20.0)
+    means = interior(flow.transpose(1, 2, 0, 3)).mean(axis=(0, 1))
+    np.testing.assert_allclose(means, [[2, 0], [0, -1], [-1, 1]], atol=0.1)
+
+
+def test_video_flow_needs_two_rgb_frames():
+    with pytest.raises(ValueError, match="at least 2 frames, got 1"):
+        video_flow(np.zeros((1, 8, 8, 3), np.uint8), TVL1Params())
+    with pytest.raises(ValueError, match=r"uint8 \(T, H, W, 3\)"):
+        video_flow(np.zeros((3, 8, 8), np.uint8), TVL1Params())
+
+
+def test_quantize_round_trip_clipping_and_end_points():
+    bound = 20.0
+    flow = np.random.default_rng(3).uniform(-bound, bound, (16, 16, 2)).astype(np.float32)
+    back = dequantize(quantize(flow, bound), bound)
+    assert back.dtype == np.float32
+    assert np.abs(back - flow).max() <= bound * 2 / 255 / 2 + 1e-5
+
+    q = quantize(np.array([-bound, 0.0, bound, -bound - 7.5, bound + 0.01, 1e6]), bound)
+    assert q.dtype == np.uint8
+    assert q.tolist() == [0, 128, 255, 0, 255, 255]
+    np.testing.assert_array_equal(dequantize(np.array([0, 255], np.uint8), bound), [-bound, bound])
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("bound", -1, "flow.bound must be > 0, got -1"),
+    ("tau", 0.0, "flow.tau must be > 0, got 0.0"),
+    ("lambda_", float("nan"), "flow.lambda_ must be a finite number, got nan"),
+    ("gamma", -0.5, "flow.gamma must be >= 0, got -0.5"),
+    ("scale_step", 1.0, "flow.scale_step must be < 1, got 1.0"),
+    ("nscales", 0, "flow.nscales must be an integer >= 1, got 0"),
+    ("warps", 2.5, "flow.warps must be an integer >= 1, got 2.5"),
+    ("median_filtering", 4, "flow.median_filtering must be 1 (off) or an odd integer >= 3"),
+    ("use_initial_flow", "yes", "flow.use_initial_flow must be a boolean, got 'yes'"),
+])
+def test_params_reject_out_of_range_settings(setting, value, message):
+    with pytest.raises(ValueError) as info:
+        TVL1Params(**{setting: value})
+    assert message in str(info.value)
+
+
+def test_params_defaults_are_opencvs_and_recorded():
+    solver = cv2.optflow.DualTVL1OpticalFlow_create()
+    p = TVL1Params()
+    assert (p.tau, p.lambda_, p.theta, p.nscales, p.warps, p.epsilon) == (
+        solver.getTau(), solver.getLambda(), solver.getTheta(), solver.getScalesNumber(),
+        solver.getWarpingsNumber(), solver.getEpsilon())
+    assert (p.inner_iterations, p.outer_iterations, p.scale_step, p.gamma,
+            p.median_filtering, p.use_initial_flow) == (
+        solver.getInnerIterations(), solver.getOuterIterations(), solver.getScaleStep(),
+        solver.getGamma(), solver.getMedianFiltering(), solver.getUseInitialFlow())
+    d = TVL1Params(bound=15.0).as_dict()
+    assert d["bound"] == 15.0 and d["warps"] == 5 and len(d) == 13
+
+
+def write_video(path, frames_rgb):
+    h, w = frames_rgb.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+    for f in frames_rgb:
+        writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with FlowPool(processes=2, chunk_pairs=2) as p:
+        yield p
+
+
+def test_pool_equals_sequential_and_survives_a_broken_video(pool, tmp_path):
+    from pipeline.video import read_frames
+
+    rng = np.random.default_rng(4)
+    good = [tmp_path / "a.avi", tmp_path / "b.avi"]
+    write_video(good[0], shifted_clip(rng, [(1, 0)] * 3))
+    write_video(good[1], shifted_clip(rng, [(0, 1)] * 5))
+    broken = tmp_path / "broken.avi"
+    broken.write_bytes(b"not a video")
+    missing = tmp_path / "missing.avi"
+    params = TVL1Params()
+
+    results = dict(pool.map_videos([good[0], broken, good[1], missing], params))
+
+    assert set(results) == {str(p) for p in [*good, broken, missing]}
+    for path in good:
+        expected = video_flow(read_frames(path), params)
+        np.testing.assert_array_equal(results[str(path)], expected)
+    for path in (broken, missing):
+        assert isinstance(results[str(path)], Exception)
+        assert str(path) in str(results[str(path)])
+
+
+def test_pool_frames_equal_sequential_with_and_without_initial_flow(pool):
+    frames = shifted_clip(np.random.default_rng(5), [(1, -1), (2, 0), (0, 1), (1, 1), (-1, 0)])
+    for params in (TVL1Params(), TVL1Params(use_initial_flow=True, bound=10.0)):
+        np.testing.assert_array_equal(pool.flow_frames(frames, params), video_flow(frames, params))
+
+
+def _flow_in_forked_child(frames, results):
+    with FlowPool(processes=2, chunk_pairs=1) as pool:
+        results.put(pool.flow_frames(frames, TVL1Params()))
+
+
+def test_pool_runs_in_a_fork_of_a_process_that_used_opencv_threads():
+    frames = shifted_clip(np.random.default_rng(6), [(1, 0), (0, 1), (1, 1)])
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(2)
+    try:
+        expected = video_flow(frames, TVL1Params())
+        fork = multiprocessing.get_context("fork")
+        results = fork.Queue()
+        child = fork.Process(target=_flow_in_forked_child, args=(frames, results))
+        child.start()
+        try:
+            got = results.get(timeout=60)
+        except queue.Empty:
+            got = None
+        child.join(timeout=10)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    finally:
+        cv2.setNumThreads(threads)
+    assert got is not None, "FlowPool in a forked child did not finish within 60 s"
+    assert child.exitcode == 0
+    np.testing.assert_array_equal(got, expected)
