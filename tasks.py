@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import luigi  # noqa: E402
 import luigi.configuration  # noqa: E402
+import numpy as np  # noqa: E402
 
 EMBEDDED_CONFIG = Path(__file__).with_name("luigi.cfg")
 if EMBEDDED_CONFIG.is_file():
@@ -28,6 +29,8 @@ if EMBEDDED_CONFIG.is_file():
 from pipeline import cache, config, report, sharding  # noqa: E402
 from pipeline.datasets import SPLITS, read_split, synthetic_locations  # noqa: E402
 from pipeline.manifest import probe_frames, read_manifest, write_manifest  # noqa: E402
+
+ARCHITECTURES = ("convnet", "lstm", "alstm", "convlstm", "convalstm", "videolstm")
 
 STREAMS = ("rgb", "flow")
 
@@ -198,7 +201,7 @@ class FinetuneConvNet(VideosTask):
         from pipeline import features
         section = config.convnet().validate()
         videos = self.videos()
-        model = vgg16.initialise(self.stream, videos["label_index"].max() + 1,
+        model = vgg16.initialise(self.stream, int(videos["label_index"].max()) + 1,
                                  section.image_size, section.weights, config.run().seed)
         losses, skipped = [], {}
         if section.finetune_epochs:
@@ -307,6 +310,219 @@ class ExtractFeatures(VideosTask):
                     tmp, description, videos, lambda row: flow.iter_frames(row.video_id, "flow"),
                     extractor, self.stream, section.image_size, section.batch_size,
                     section.dtype, config.run().strict, bar)
+
+
+def feature_paths(dataset: str, stream: str) -> list[str]:
+    return [ExtractFeatures(dataset=dataset, stream=stream, shard=s).output().path
+            for s in range(config.run().shards)]
+
+
+def stored_features_description(dataset: str, stream: str) -> dict:
+    """What a reader expects of feature shards, weights checksum included."""
+    return features_description(dataset, stream, convnet_record(dataset, stream)["weights_sha256"])
+
+
+class ModelTask(DatasetTask):
+    """A task about one trained model: dataset split, stream, architecture and attention."""
+
+    split = luigi.IntParameter(default=1)
+    stream = luigi.ChoiceParameter(choices=STREAMS, default="rgb")
+    arch = luigi.ChoiceParameter(choices=ARCHITECTURES, default="videolstm")
+    attention = luigi.ChoiceParameter(choices=("appearance", "motion"), default="appearance")
+
+    def inputs(self):
+        from pipeline.training import ModelInputs
+        return ModelInputs.of(self.arch, self.stream, self.attention)
+
+    def model_name(self) -> str:
+        attention = "motion" if self.inputs().motion else "appearance"
+        return f"{self.arch}-{attention}-{self.stream}-split{self.split}"
+
+    def streams(self) -> list[str]:
+        return sorted({self.stream} | ({"flow"} if self.inputs().motion else set()))
+
+    def source(self):
+        from pipeline.training import FeatureSource
+        return FeatureSource({s: feature_paths(self.dataset, s) for s in self.streams()},
+                             {s: stored_features_description(self.dataset, s)
+                              for s in self.streams()}, self.inputs())
+
+    def manifest(self):
+        return read_manifest(Manifest(dataset=self.dataset, split=self.split).output().path)
+
+
+def model_description(task: ModelTask) -> dict:
+    sizes = config.model().sizes()
+    section = config.train().validate()
+    params = {"arch": task.arch, "stream": task.stream, "motion": task.inputs().motion,
+              "split": task.split, "seed": config.run().seed, "sizes": sizes.__dict__,
+              "train": {key: getattr(section, key) for key in
+                        ("epochs", "batch_size", "snippet", "learning_rate", "rho")}}
+    upstream = {s: cache.short_hash(features_description(task.dataset, s))
+                for s in task.streams()}
+    if task.dataset == "hmdb51":
+        upstream["init"] = cache.short_hash(model_description(task.pretraining()))
+    return cache.describe("model", params, upstream)
+
+
+class TrainModel(ModelTask):
+    """A recurrent model on cached features: random snippets, per-frame cross-entropy, RMSprop,
+    a checkpoint per epoch (a killed run resumes)  [3, 5.2]. HMDB51 models start from UCF101's."""
+
+    def pretraining(self) -> "TrainModel":
+        return TrainModel(dataset="ucf101", split=1, stream=self.stream, arch=self.arch,
+                          attention=self.attention)
+
+    def requires(self):
+        needs = [Manifest(dataset=self.dataset, split=self.split)]
+        needs += [ExtractFeatures(dataset=self.dataset, stream=s, shard=i)
+                  for s in self.streams() for i in range(config.run().shards)]
+        if self.dataset == "hmdb51":
+            needs.append(self.pretraining())
+        return needs
+
+    def output(self):
+        folder = config.paths().folder("work") / self.dataset / "models"
+        name = f"{self.model_name()}-{cache.short_hash(model_description(self))}"
+        return luigi.LocalTarget(str(folder / name))
+
+    def run(self):
+        import keras
+        from models.registry import build_model
+        from pipeline import training
+        section = config.train().validate()
+        manifest = self.manifest()
+        train = manifest[manifest["split"] == "train"]
+        with self.source() as source:
+            usable = [v in source.videos_cached() for v in train["video_id"]]
+            videos, labels = (list(train["video_id"][usable]),
+                              [int(x) for x in train["label_index"][usable]])
+            shapes = source.shapes()
+            keras.utils.set_random_seed(config.run().seed)
+            model = build_model(self.arch, int(manifest["label_index"].max()) + 1,
+                                shapes["features"], config.model().sizes(),
+                                "motion" if self.inputs().motion else "appearance",
+                                shapes.get("motion"))
+            if self.dataset == "hmdb51":
+                training.transfer_except_classifier(
+                    keras.models.load_model(Path(self.input()[-1].path) / "model.keras"), model)
+            training.compile_model(model, section.learning_rate, section.rho)
+
+            def epoch_data(epoch):
+                def batches():
+                    rng = np.random.default_rng([config.run().seed, epoch])
+                    return training.training_batches(source, videos, labels, section.batch_size,
+                                                     section.snippet, rng)
+                return training.as_dataset(batches, shapes, section.snippet)
+
+            checkpoints = training.Checkpoints(self.output().path + ".checkpoints")
+            with self.output().temporary_path() as tmp:
+                Path(tmp).mkdir(parents=True)
+                model, history = training.train(
+                    model, epoch_data, section.epochs, checkpoints, config.run().seed,
+                    Path(tmp) / "logs", lambda epoch, row: self.report_progress(
+                        100.0 * (epoch + 1) / section.epochs, f"epoch {epoch + 1}: {row}"))
+                model.save(Path(tmp) / "model.keras")
+                training.write_history(history, Path(tmp) / "history.csv")
+                report.write_json(Path(tmp) / "model.json", {
+                    "description": model_description(self), "videos": len(videos),
+                    "seconds": round(sum(row["seconds"] for row in history), 2)})
+        checkpoints.remove()
+
+
+class Evaluate(ModelTask):
+    """Per-video class scores of the test videos (25 segments of 30 frames) and accuracy  [5.2]."""
+
+    def requires(self):
+        return TrainModel(dataset=self.dataset, split=self.split, stream=self.stream,
+                          arch=self.arch, attention=self.attention)
+
+    def output(self):
+        folder = config.paths().folder("work") / self.dataset / "evaluation"
+        name = f"{self.model_name()}-{cache.short_hash(evaluation_description(self))}"
+        return luigi.LocalTarget(str(folder / name))
+
+    def run(self):
+        import keras
+        from pipeline import scoring, training
+        section = config.evaluate().validate()
+        manifest = self.manifest()
+        test = manifest[manifest["split"] == "test"]
+        model = keras.models.load_model(Path(self.input().path) / "model.keras")
+        with self.source() as source:
+            cached = source.videos_cached()
+            test = test[[v in cached for v in test["video_id"]]]
+            scores = np.stack([training.segment_scores(model, source, video, section.segments,
+                                                       section.length)
+                               for video in test["video_id"]])
+        labels = test["label_index"].to_numpy()
+        classes = manifest.drop_duplicates("label_index").sort_values("label_index")["label"]
+        with self.output().temporary_path() as tmp:
+            Path(tmp).mkdir(parents=True)
+            scoring.write_scores_frame(scoring.scores_frame(
+                list(test["video_id"]), labels, scores, list(classes)), Path(tmp) / "scores.csv")
+            report.write_json(Path(tmp) / "metrics.json", {
+                "accuracy": scoring.accuracy(scores, labels), "videos": len(test),
+                "missing": sorted(set(manifest[manifest["split"] == "test"]["video_id"])
+                                  - set(test["video_id"])),
+                "chance": 1.0 / len(classes)})
+
+
+def evaluation_description(task: ModelTask) -> dict:
+    section = config.evaluate().validate()
+    return cache.describe("evaluation", {"segments": section.segments, "length": section.length},
+                          {"model": cache.short_hash(model_description(task))})
+
+
+class Fuse(DatasetTask):
+    """Product fusion of VideoLSTM's rgb and flow scores (Table 3) and, when score files are
+    given in [fusion], the weighted product with iDT and object scores (Table 4)."""
+
+    split = luigi.IntParameter(default=1)
+
+    def requires(self):
+        return {stream: Evaluate(dataset=self.dataset, split=self.split, stream=stream,
+                                 arch="videolstm", attention="motion") for stream in STREAMS}
+
+    def output(self):
+        section = config.fusion()
+        description = cache.describe("fusion", {key: getattr(section, key) for key in (
+            "idt", "objects", "videolstm_weight", "idt_weight", "objects_weight")},
+            {stream: Path(target.path).name for stream, target in self.input().items()})
+        folder = config.paths().folder("work") / self.dataset / "fusion"
+        return luigi.LocalTarget(str(folder / f"split{self.split}-{cache.short_hash(description)}"))
+
+    def run(self):
+        from pipeline import fusion, scoring
+        section = config.fusion()
+        tables = {stream: scoring.read_scores_frame(Path(target.path) / "scores.csv")
+                  for stream, target in self.input().items()}
+        rgb, flow = tables["rgb"], tables["flow"].set_index("video_id").loc[tables["rgb"]["video_id"]]
+        classes = list(rgb.columns[2:])
+        labels = rgb["label"].to_numpy()
+        fused = fusion.product_fusion([rgb[classes].to_numpy(), flow[classes].to_numpy()])
+        results = {"videolstm": scoring.accuracy(fused, labels)}
+        external = {name: getattr(section, name) for name in ("idt", "objects")
+                    if getattr(section, name)}
+        for name, path in external.items():
+            scores = fusion.read_external_scores(path, list(rgb["video_id"]), classes)
+            results[name] = scoring.accuracy(scores, labels)
+            results[f"{name}+videolstm"] = scoring.accuracy(fusion.weighted_product_fusion(
+                [scores, fused], [getattr(section, f"{name}_weight"), section.videolstm_weight]),
+                labels)
+        if len(external) == 2:
+            parts = [fusion.read_external_scores(p, list(rgb["video_id"]), classes)
+                     for p in external.values()]
+            weights = [section.idt_weight, section.objects_weight]
+            results["idt+objects"] = scoring.accuracy(
+                fusion.weighted_product_fusion(parts, weights), labels)
+            results["idt+objects+videolstm"] = scoring.accuracy(fusion.weighted_product_fusion(
+                parts + [fused], weights + [section.videolstm_weight]), labels)
+        with self.output().temporary_path() as tmp:
+            Path(tmp).mkdir(parents=True)
+            scoring.write_scores_frame(scoring.scores_frame(
+                list(rgb["video_id"]), labels, fused, classes), Path(tmp) / "scores.csv")
+            report.write_json(Path(tmp) / "metrics.json", {"accuracy": results})
 
 
 class ReproducePaper(luigi.Task):

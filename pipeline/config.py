@@ -141,3 +141,65 @@ class convnet(luigi.Config):
         require(self.learning_rate > 0, "[convnet] learning_rate",
                 f"must be > 0, got {self.learning_rate}")
         return self
+
+
+class model(luigi.Config):
+    """Recurrent model sizes (paper: 512 hidden channels, 3x3 kernels, 1x1 attention, 1024
+    dense, dropout 0.7); the embedded default is a CPU-sized profile."""
+
+    hidden = luigi.IntParameter(default=512)
+    kernel = luigi.IntParameter(default=3)
+    attention_kernel = luigi.IntParameter(default=1)
+    dense = luigi.IntParameter(default=1024)
+    dropout = luigi.FloatParameter(default=0.7)
+
+    def sizes(self):
+        from models.registry import ModelSizes
+        try:
+            return ModelSizes(hidden=self.hidden, kernel=self.kernel,
+                              attention_kernel=self.attention_kernel, dense=self.dense,
+                              dropout=self.dropout)
+        except ValueError as error:
+            raise ConfigError(f"[model] {error} (set it in {config_files()})") from error
+
+
+class train(luigi.Config):
+    """Training on cached features: snippet length, batch, epochs, RMSprop (paper 5.2)."""
+
+    epochs = luigi.IntParameter(default=30)
+    batch_size = luigi.IntParameter(default=128)
+    snippet = luigi.IntParameter(default=30)
+    learning_rate = luigi.FloatParameter(default=0.001)
+    rho = luigi.FloatParameter(default=0.9)
+
+    def validate(self) -> "train":
+        for key in ("epochs", "batch_size", "snippet"):
+            require(getattr(self, key) > 0, f"[train] {key}",
+                    f"must be > 0, got {getattr(self, key)}")
+        require(self.learning_rate > 0, "[train] learning_rate",
+                f"must be > 0, got {self.learning_rate}")
+        require(0 < self.rho < 1, "[train] rho", f"must be in (0, 1), got {self.rho}")
+        return self
+
+
+class evaluate(luigi.Config):
+    """Test-time sampling: equally spaced segments per video and their length (paper 5.2)."""
+
+    segments = luigi.IntParameter(default=25)
+    length = luigi.IntParameter(default=30)
+
+    def validate(self) -> "evaluate":
+        require(self.segments > 0, "[evaluate] segments", f"must be > 0, got {self.segments}")
+        require(self.length > 0, "[evaluate] length", f"must be > 0, got {self.length}")
+        return self
+
+
+class fusion(luigi.Config):
+    """Table 4: external per-video score files (CSV, see pipeline/fusion.py) and the exponents
+    of the weighted product; an empty path leaves that row of Table 4 out."""
+
+    idt = luigi.Parameter(default="")
+    objects = luigi.Parameter(default="")
+    videolstm_weight = luigi.FloatParameter(default=1.0)
+    idt_weight = luigi.FloatParameter(default=1.0)
+    objects_weight = luigi.FloatParameter(default=1.0)

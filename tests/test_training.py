@@ -1,0 +1,151 @@
+"""Training on cached feature shards: snippets, resumption from checkpoints, segment scoring."""
+
+import keras
+import numpy as np
+import pytest
+
+from models.registry import ModelSizes, build_model
+from pipeline import cache, sampling, scoring, training
+
+SIZES = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
+
+
+def write_features(path, stream, videos, n=3, d=5, seed=0):
+    """A feature shard in the real format with (label-dependent) pool5 and fc7 per video."""
+    rng = np.random.default_rng(seed)
+    description = cache.describe("features", {"stream": stream}, {})
+    with cache.ShardWriter(path, description) as writer:
+        for video, (frames, label) in videos.items():
+            pool5 = rng.normal(size=(frames, n, n, d)).astype(np.float16)
+            pool5[..., label] += 2
+            writer.add(video, {"pool5": pool5, "fc7": pool5.reshape(frames, -1)},
+                       {"label_index": label})
+        writer.skip("v_broken", "cannot open")
+    return description
+
+
+@pytest.fixture
+def shards(tmp_path):
+    videos = {f"v{i}": (12 + i, i % 2) for i in range(6)}
+    rgb = write_features(tmp_path / "rgb.h5", "rgb", videos, seed=1)
+    flow_videos = {v: (frames - 1, label) for v, (frames, label) in videos.items()}
+    flow = write_features(tmp_path / "flow.h5", "flow", flow_videos, seed=2)
+    return ({"rgb": [str(tmp_path / "rgb.h5")], "flow": [str(tmp_path / "flow.h5")]},
+            {"rgb": rgb, "flow": flow}, videos)
+
+
+def test_model_inputs_follow_the_paper():
+    assert training.ModelInputs.of("lstm", "rgb", "appearance").layer == "fc7"
+    assert training.ModelInputs.of("convalstm", "flow", "appearance") == \
+        training.ModelInputs("flow", "pool5", False)
+    assert training.ModelInputs.of("videolstm", "rgb", "appearance").motion
+    assert training.ModelInputs.of("alstm", "rgb", "motion").motion
+
+
+def test_source_aligns_rgb_with_flow_and_knows_skipped_videos(shards):
+    paths, descriptions, videos = shards
+    inputs = training.ModelInputs.of("videolstm", "rgb", "motion")
+    with training.FeatureSource(paths, descriptions, inputs) as source:
+        assert source.videos_cached() == set(videos)
+        assert source.length("v2") == 13
+        frames = source.frames("v2", np.array([0, 5, 12]))
+        assert frames["features"].shape == (3, 3, 3, 5) and frames["motion"].shape == (3, 3, 3, 5)
+        assert frames["features"].dtype == np.float32
+        assert source.shapes() == {"features": (3, 3, 5), "motion": (3, 3, 5)}
+
+
+def test_source_refuses_shards_of_other_settings(shards):
+    paths, descriptions, _ = shards
+    other = dict(descriptions, rgb=cache.describe("features", {"stream": "flow"}, {}))
+    with pytest.raises(cache.CacheMismatchError, match="rgb.h5"):
+        training.FeatureSource(paths, other, training.ModelInputs("rgb", "pool5", False))
+
+
+def test_training_batches_cover_each_video_once_per_epoch(shards):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with training.FeatureSource(paths, descriptions,
+                                training.ModelInputs("rgb", "fc7", False)) as source:
+        batches = list(training.training_batches(source, ids, labels, 4, 10,
+                                                 np.random.default_rng(0)))
+    assert [b[0]["features"].shape for b in batches] == [(4, 10, 45), (2, 10, 45)]
+    targets = np.concatenate([b[1]["scores"] for b in batches])
+    assert targets.shape == (6, 10) and sorted(targets[:, 0]) == sorted(labels)
+    assert np.all(targets == targets[:, :1])
+
+
+def make_model():
+    keras.utils.set_random_seed(0)
+    return build_model("convalstm", 2, (3, 3, 5), SIZES)
+
+
+def train_for(source, ids, labels, epochs, folder, model=None):
+    model = model or make_model()
+    training.compile_model(model, 0.01, 0.9)
+
+    def epoch_data(epoch):
+        def batches():
+            return training.training_batches(source, ids, labels, 3, 8,
+                                             np.random.default_rng([0, epoch]))
+        return training.as_dataset(batches, source.shapes(), 8)
+    return training.train(model, epoch_data, epochs, training.Checkpoints(folder), seed=0)
+
+
+def test_resumed_training_equals_uninterrupted_training(shards, tmp_path):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    inputs = training.ModelInputs("rgb", "pool5", False)
+    with training.FeatureSource(paths, descriptions, inputs) as source:
+        whole, history = train_for(source, ids, labels, 3, tmp_path / "whole")
+        train_for(source, ids, labels, 2, tmp_path / "killed")
+        resumed, resumed_history = train_for(source, ids, labels, 3, tmp_path / "killed")
+    assert [row["epoch"] for row in resumed_history] == [0, 1, 2]
+    assert len(history) == 3 and history[-1]["loss"] > 0
+    for a, b in zip(whole.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_training_lowers_the_loss(shards, tmp_path):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with training.FeatureSource(paths, descriptions,
+                                training.ModelInputs("rgb", "pool5", False)) as source:
+        _, history = train_for(source, ids, labels, 8, tmp_path / "run")
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_segment_scores_are_summed_over_time_and_averaged_over_segments(shards):
+    paths, descriptions, _ = shards
+    model = make_model()
+    with training.FeatureSource(paths, descriptions,
+                                training.ModelInputs("rgb", "pool5", False)) as source:
+        got = training.segment_scores(model, source, "v3", n_segments=4, length=5)
+        indices = sampling.segment_indices(15, 4, 5)
+        per_segment = [model.predict_on_batch(
+            {"features": source.frames("v3", row)["features"][None]})["scores"][0]
+            for row in indices]
+        expected = scoring.video_scores(np.stack([np.asarray(s) for s in per_segment]))
+        scores, attention = training.whole_video(model, source, "v3")
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+    assert scores.shape == (15, 2) and attention.shape == (15, 3, 3)
+    np.testing.assert_allclose(attention.sum(axis=(1, 2)), 1, rtol=1e-5)
+
+
+def test_hmdb51_model_starts_from_ucf101_but_its_classifier(shards):
+    source = build_model("lstm", 5, (45,), SIZES)
+    target = build_model("lstm", 3, (45,), SIZES)
+    before = target.get_layer("head").get_weights()
+    training.transfer_except_classifier(source, target)
+    np.testing.assert_array_equal(target.get_layer("recurrent").get_weights()[0],
+                                  source.get_layer("recurrent").get_weights()[0])
+    head, source_head = target.get_layer("head").get_weights(), source.get_layer("head").get_weights()
+    np.testing.assert_array_equal(head[0], source_head[0])
+    np.testing.assert_array_equal(head[-2], before[-2])
+    assert head[-1].shape == (3,)
+
+
+def test_history_csv_has_one_row_per_epoch(tmp_path):
+    training.write_history([{"epoch": 0, "loss": 1.5, "seconds": 2},
+                            {"epoch": 1, "loss": 1.0, "seconds": 2}], tmp_path / "h.csv")
+    lines = (tmp_path / "h.csv").read_text().splitlines()
+    assert lines[0] == "epoch,loss,seconds" and lines[2] == "1,1.0,2"
