@@ -18,6 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import luigi  # noqa: E402
 import luigi.configuration  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 EMBEDDED_CONFIG = Path(__file__).with_name("luigi.cfg")
 if EMBEDDED_CONFIG.is_file():
@@ -52,6 +53,16 @@ def dataset_identity(dataset: str) -> str:
     if dataset == "synthetic":
         params["spec"] = GenerateSynthetic().spec().__dict__
     return cache.short_hash(cache.describe("dataset", params))
+
+
+def timings_log() -> Path:
+    return config.paths().folder("work") / "timings.jsonl"
+
+
+@luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
+def record_processing_time(task: luigi.Task, seconds: float) -> None:
+    """Every finished task's wall time, for the report's time per stage."""
+    report.append_timing(timings_log(), task.task_family, task.task_id, seconds)
 
 
 class DatasetTask(luigi.Task):
@@ -525,28 +536,229 @@ class Fuse(DatasetTask):
             report.write_json(Path(tmp) / "metrics.json", {"accuracy": results})
 
 
-class ReproducePaper(luigi.Task):
-    """Everything for the configured dataset, summarised in reports/<profile>/report.md."""
+class LocalizationTask(ModelTask):
+    """Localization settings: saliency threshold (Eq. 16), Gaussian sigma, LOWESS span."""
 
-    dataset = luigi.ChoiceParameter(choices=config.DATASETS, default=config.run().dataset)
+    theta = luigi.FloatParameter(default=100.0)
+    sigma = luigi.FloatParameter(default=8.0)
+    frac = luigi.FloatParameter(default=0.3)
+
+
+class Localize(LocalizationTask):
+    """One tube per test video from the model's attention maps: upsample, Gaussian, threshold,
+    8-connected boxes, IoU chaining, LOWESS; the tube's class scores are the frame scores
+    averaged  [4]."""
 
     def requires(self):
-        shards = range(config.run().validate().shards)
-        return {stream: [ExtractFeatures(dataset=self.dataset, stream=stream, shard=s)
-                         for s in shards] for stream in STREAMS}
+        return TrainModel(dataset=self.dataset, split=self.split, stream=self.stream,
+                          arch=self.arch, attention=self.attention)
 
     def output(self):
-        folder = config.paths().folder("reports") / f"{self.dataset}-{config.run().profile}"
+        folder = config.paths().folder("work") / self.dataset / "localization"
+        name = f"{self.model_name()}-{cache.short_hash(self.description())}.h5"
+        return luigi.LocalTarget(str(folder / name))
+
+    def description(self) -> dict:
+        return cache.describe("tubes", {"theta": self.theta, "sigma": self.sigma,
+                                        "frac": self.frac},
+                              {"model": cache.short_hash(model_description(self))})
+
+    def run(self):
+        import keras
+        from pipeline import localization, training
+        from pipeline.progress import Progress
+        from pipeline.video import iter_frames
+        manifest = self.manifest()
+        model = keras.models.load_model(Path(self.input().path) / "model.keras")
+        self.output().makedirs()
+        with self.source() as source, self.output().temporary_path() as tmp:
+            test = manifest[(manifest["split"] == "test") & (manifest["tubes"] != "")]
+            test = test[[v in source.videos_cached() for v in test["video_id"]]]
+            with Progress(len(test), f"localize {self.model_name()}",
+                          self.report_progress) as bar:
+                localization.write_tube_shard(
+                    tmp, self.description(), test,
+                    lambda video: training.whole_video(model, source, video),
+                    lambda row: next(iter_frames(row.path)).shape[:2],
+                    self.theta, self.sigma, self.frac, bar)
+
+
+LOCALIZED = {"VideoLSTM": ("videolstm", "motion"), "ALSTM": ("alstm", "appearance")}
+"""The two attention models of Fig. 4a: ours, and Sharma et al.'s ALSTM (appearance)."""
+IOU_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+RECALL_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.80, 0.05), 2))
+
+
+class EvaluateLocalization(LocalizationTask):
+    """Video mAP at IoU thresholds and recall vs IoU, with and without smoothing, for VideoLSTM
+    and ALSTM (Fig. 4)  [5.4]."""
+
+    def requires(self):
+        return {name: Localize(dataset=self.dataset, split=self.split, stream="rgb", arch=arch,
+                               attention=attention, theta=self.theta, sigma=self.sigma,
+                               frac=self.frac)
+                for name, (arch, attention) in LOCALIZED.items()}
+
+    def output(self):
+        description = cache.describe("localization-evaluation", {
+            "iou": list(IOU_THRESHOLDS), "recall": list(RECALL_THRESHOLDS)},
+            {name: cache.short_hash(task.description()) for name, task in self.requires().items()})
+        folder = config.paths().folder("work") / self.dataset / "localization"
+        return luigi.LocalTarget(str(folder / f"evaluation-split{self.split}-"
+                                      f"{cache.short_hash(description)}"))
+
+    def run(self):
+        from pipeline import localization_eval
+        truth = localization_eval.ground_truth(self.manifest())
+        results = {name: localization_eval.evaluate(target.path, truth, IOU_THRESHOLDS,
+                                                    RECALL_THRESHOLDS)
+                   for name, target in self.input().items()}
+        with self.output().temporary_path() as tmp:
+            Path(tmp).mkdir(parents=True)
+            localization_eval.write_tables(results, IOU_THRESHOLDS, RECALL_THRESHOLDS, tmp)
+
+
+CLASSIFICATION = ("synthetic", "ucf101", "hmdb51")
+LOCALIZATION = ("synthetic", "thumos13")
+TABLE1 = ("convnet", "lstm", "alstm", "convlstm", "convalstm")
+TABLE2 = {("appearance", "alstm"): ("alstm", "appearance"),
+          ("appearance", "convalstm"): ("convalstm", "appearance"),
+          ("motion", "alstm"): ("alstm", "motion"),
+          ("motion", "convalstm"): ("videolstm", "motion")}
+"""Table 2's cells and the model behind each: the motion-attention ConvALSTM is VideoLSTM."""
+
+
+class ReproducePaper(luigi.Task):
+    """Everything for the configured datasets: Tables 1-4 and Fig. 4 (our numbers beside the
+    paper's), Fig. 3-style attention strips, training curves, time per stage, skipped videos."""
+
+    datasets = luigi.ListParameter(default=[config.run().dataset])
+
+    def evaluations(self, dataset: str) -> dict:
+        cells = {("table1", stream, arch): (arch, stream, "appearance")
+                 for stream in STREAMS for arch in TABLE1}
+        cells.update({("table2", attention, name): (arch, "rgb", model_attention)
+                      for (attention, name), (arch, model_attention) in TABLE2.items()})
+        cells.update({("table3", stream, "videolstm"): ("videolstm", stream, "motion")
+                      for stream in STREAMS})
+        return {(split, *cell): Evaluate(dataset=dataset, split=split, stream=stream, arch=arch,
+                                         attention=attention)
+                for split in SPLITS[dataset] for cell, (arch, stream, attention) in cells.items()}
+
+    def requires(self):
+        needs = {}
+        for dataset in self.datasets:
+            if dataset in CLASSIFICATION:
+                needs[("evaluate", dataset)] = self.evaluations(dataset)
+                needs[("fuse", dataset)] = [Fuse(dataset=dataset, split=s)
+                                            for s in SPLITS[dataset]]
+            if dataset in LOCALIZATION:
+                needs[("localize", dataset)] = EvaluateLocalization(dataset=dataset, split=1,
+                                                                    stream="rgb")
+        return needs
+
+    def output(self):
+        folder = config.paths().folder("reports") / config.run().profile
         return luigi.LocalTarget(str(folder / "report.md"))
 
     def run(self):
-        flows = [ComputeFlow(dataset=self.dataset, shard=s).output().path
-                 for s in range(config.run().shards)]
-        features = {stream: [t.path for t in targets] for stream, targets in self.input().items()}
-        manifest = sharding.union([read_manifest(m.output().path) for m in
-                                   VideosTask(dataset=self.dataset).manifests()])
-        text = report.stage1_report(self.dataset, config.run().profile, manifest, flows, features,
-                                    generated=time.strftime("%Y-%m-%d %H:%M:%S"))
-        self.output().makedirs()
+        from pipeline import figures
+        folder = Path(self.output().path).parent
+        results, chance, localization, shown, skipped = {}, {}, {}, {}, {}
+        missing4 = None
+        for dataset in self.datasets:
+            skipped.update(skipped_videos(dataset))
+            if dataset in CLASSIFICATION:
+                results[dataset], chance[dataset], missing4 = self.classification(dataset)
+                shown[f"training curves ({dataset})"] = figures.training_curves(
+                    training_histories(self.requires()[("evaluate", dataset)]),
+                    folder / f"training_{dataset}.png").name
+            if dataset in LOCALIZATION:
+                localization[dataset], strip = self.localization(dataset, folder)
+                shown.update(strip)
+        tables = report.classification_tables(results)
+        folder.mkdir(parents=True, exist_ok=True)
+        for key, table in tables.items():
+            table.to_csv(folder / f"{key}.csv", index=False)
+        for dataset, frames in localization.items():
+            for name, frame in frames.items():
+                frame.to_csv(folder / f"fig4_{name}_{dataset}.csv", index=False)
+        text = report.paper_report(config.run().profile, tables, chance, localization, shown,
+                                   report.stage_times(timings_log()), skipped, missing4,
+                                   generated=time.strftime("%Y-%m-%d %H:%M:%S"))
         with self.output().temporary_path() as tmp:
             Path(tmp).write_text(text)
+
+    def classification(self, dataset: str):
+        """Accuracies of every cell, averaged over the dataset's splits, and Table 4."""
+        accuracies: dict = {}
+        for (split, table, row, column), task in self.requires()[("evaluate", dataset)].items():
+            record = report.read_json(Path(task.output().path) / "metrics.json")
+            accuracies.setdefault((table, row, column), []).append(record["accuracy"])
+            chance = record["chance"]
+        fused = [report.read_json(Path(t.output().path) / "metrics.json")["accuracy"]
+                 for t in self.requires()[("fuse", dataset)]]
+        result = {"table1": {}, "table2": {}, "table3": {}, "table4": {}}
+        for (table, row, column), values in accuracies.items():
+            if table == "table3":
+                result[table][row] = float(np.mean(values))
+            else:
+                result[table].setdefault(row, {})[column] = float(np.mean(values))
+        result["table3"]["fused"] = float(np.mean([f["videolstm"] for f in fused]))
+        names = {"idt": "iDT(FV)", "idt+videolstm": "iDT(FV)+VideoLSTM",
+                 "objects": "Objects", "objects+videolstm": "Objects+VideoLSTM",
+                 "idt+objects": "iDT(FV)+Objects",
+                 "idt+objects+videolstm": "iDT(FV)+Objects+VideoLSTM"}
+        for key, name in names.items():
+            if key in fused[0]:
+                result["table4"][name] = float(np.mean([f[key] for f in fused]))
+        missing = None if result["table4"] else (
+            "Not computed: iDT and object scores cannot be computed here. Supply them as CSV "
+            "files (header `video_id,<class>,...`, one row per test video, non-negative "
+            "scores; see pipeline/fusion.py) in `[fusion] idt` and `[fusion] objects`, and "
+            "rerun ReproducePaper.")
+        return result, chance, missing
+
+    def localization(self, dataset: str, folder: Path):
+        """Fig. 4 tables and plots, and a Fig. 3-style strip of one test video."""
+        from pipeline import figures, localization_eval
+        evaluation = self.requires()[("localize", dataset)]
+        frames = {name: pd.read_csv(Path(evaluation.output().path) / f"{name}.csv")
+                  for name in ("recall", "map")}
+        shown = {}
+        for name, plot in (("recall", figures.recall_vs_iou), ("map", figures.map_vs_iou)):
+            table = frames[name]
+            shown[f"Fig. 4 {name} ({dataset})"] = plot(
+                {c: table[c].to_numpy() for c in table.columns if c != "iou"},
+                table["iou"].to_numpy(), folder / f"fig4_{name}_{dataset}.png",
+                f"{dataset}: {'recall' if name == 'recall' else 'video mAP'} vs IoU").name
+        tubes = evaluation.requires()["VideoLSTM"]
+        strip = localization_eval.attention_strip(
+            tubes.output().path, tubes.manifest(), tubes.sigma,
+            folder / f"fig3_{dataset}.png", f"{dataset}: VideoLSTM attention and tube")
+        shown[f"Fig. 3 ({dataset})"] = strip.name
+        return frames, shown
+
+
+def training_histories(evaluations: dict) -> dict:
+    """Training history of every evaluated model, by model name."""
+    histories = {}
+    for task in evaluations.values():
+        path = Path(task.requires().output().path) / "history.csv"
+        histories[task.model_name()] = pd.read_csv(path)
+    return histories
+
+
+def skipped_videos(dataset: str) -> dict[str, str]:
+    """Videos skipped by the flow and feature stages of a dataset, with their reasons."""
+    skipped = {}
+    shards = range(config.run().shards)
+    stages = {"ComputeFlow": [ComputeFlow(dataset=dataset, shard=s) for s in shards]}
+    stages.update({f"ExtractFeatures {stream}": [ExtractFeatures(dataset=dataset, stream=stream,
+                                                                 shard=s) for s in shards]
+                   for stream in STREAMS})
+    for stage, tasks in stages.items():
+        paths = [t.output().path for t in tasks if t.complete()]
+        skipped.update({f"{dataset}/{video} ({stage})": reason for video, reason in
+                        report.shard_summary(paths)["skipped"].items()})
+    return skipped

@@ -13,9 +13,8 @@ import math
 import multiprocessing
 import numbers
 import os
-from typing import Iterable, Iterator
-
 import time
+from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -23,7 +22,7 @@ import pandas as pd
 
 from pipeline import cache
 from pipeline.progress import Progress
-from pipeline.video import VideoError
+from pipeline.video import VideoError, read_frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _check_real(name: str, value, strictly_positive: bool) -> None:
 
 def tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, params: TVL1Params,
          initial_flow: np.ndarray | None = None) -> np.ndarray:
-    """Dual TV-L1 flow from `prev_gray` to `next_gray` (uint8, (H, W)) -> float32 (H, W, 2), x then y.
+    """Dual TV-L1 flow from `prev_gray` to `next_gray`, uint8 (H, W) -> float32 (H, W, 2) (x, y).
 
     `initial_flow` (float32 (H, W, 2)) is the starting point when params.use_initial_flow is set;
     zero flow when it is None.
@@ -129,12 +128,16 @@ def video_flow(frames_rgb: np.ndarray, params: TVL1Params) -> np.ndarray:
 
     Flow t goes from frame t to frame t+1.
     """
+    _check_clip(frames_rgb, "video_flow")
+    return _flow_chunk(frames_rgb, params)
+
+
+def _check_clip(frames_rgb: np.ndarray, caller: str) -> None:
     if frames_rgb.dtype != np.uint8 or frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3:
-        raise ValueError(f"video_flow: frames must be uint8 (T, H, W, 3) RGB, "
+        raise ValueError(f"{caller}: frames must be uint8 (T, H, W, 3) RGB, "
                          f"got {frames_rgb.dtype} {frames_rgb.shape}")
     if frames_rgb.shape[0] < 2:
-        raise ValueError(f"video_flow: needs at least 2 frames, got {frames_rgb.shape[0]}")
-    return _flow_chunk(frames_rgb, params)
+        raise ValueError(f"{caller}: needs at least 2 frames, got {frames_rgb.shape[0]}")
 
 
 def _gray(frames: np.ndarray) -> np.ndarray:
@@ -160,12 +163,10 @@ def _init_worker() -> None:
 
 
 def _decode_gray(path: str) -> np.ndarray:
-    """Worker task: decode a video to (T, H, W) gray frames; T >= 2 or a ValueError naming it."""
-    from pipeline.video import read_frames
-
+    """Worker task: decode a video to (T, H, W) gray frames; T >= 2 or a VideoError naming it."""
     gray = _gray(read_frames(path))
     if gray.shape[0] < 2:
-        raise ValueError(f"{path}: optical flow needs at least 2 frames, got {gray.shape[0]}")
+        raise VideoError(f"{path}: optical flow needs at least 2 frames, got {gray.shape[0]}")
     return gray
 
 
@@ -188,10 +189,11 @@ class FlowPool:
 
     Workers come from the "spawn" start method and set cv2.setNumThreads(1), so the pool is safe
     to start from a forked process whose parent used OpenCV threads. Each video is decoded in a
-    worker and its pairs are split into chunks of at most `chunk_pairs` that run on any worker,
-    so one long video still uses every core. Chunks are independent TV-L1 runs on the same frames,
-    so the result equals `video_flow` exactly; with params.use_initial_flow a video's pairs depend
-    on each other and the whole video is one chunk.
+    worker and its pairs are split into chunks of at most `chunk_pairs` (fewer when the clip is
+    too short to give every process that many) that run on any worker, so one long video uses
+    every core. Chunks are independent TV-L1 runs on the same frames, so the result equals
+    `video_flow` exactly; with params.use_initial_flow a video's pairs depend on each other and
+    the whole video is one chunk.
     """
 
     def __init__(self, processes: int | None = None, chunk_pairs: int = 16):
@@ -217,16 +219,16 @@ class FlowPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _chunks(self, n_pairs: int, params: TVL1Params) -> list[tuple[int, int]]:
-        size = n_pairs if params.use_initial_flow else self.chunk_pairs
+        """Pair ranges [s, e): at most chunk_pairs each, and short clips spread evenly."""
+        if params.use_initial_flow:
+            size = n_pairs
+        else:
+            size = min(self.chunk_pairs, math.ceil(n_pairs / self.processes))
         return [(s, min(s + size, n_pairs)) for s in range(0, n_pairs, size)]
 
     def flow_frames(self, frames_rgb: np.ndarray, params: TVL1Params) -> np.ndarray:
         """`video_flow` of one in-memory clip, its pairs spread over the workers."""
-        if frames_rgb.dtype != np.uint8 or frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3:
-            raise ValueError(f"flow_frames: frames must be uint8 (T, H, W, 3) RGB, "
-                             f"got {frames_rgb.dtype} {frames_rgb.shape}")
-        if frames_rgb.shape[0] < 2:
-            raise ValueError(f"flow_frames: needs at least 2 frames, got {frames_rgb.shape[0]}")
+        _check_clip(frames_rgb, "flow_frames")
         spans = self._chunks(frames_rgb.shape[0] - 1, params)
         futures = [self._executor.submit(_flow_chunk, frames_rgb[s:e + 1], params)
                    for s, e in spans]

@@ -142,3 +142,23 @@ def tube_scores(frame_scores):
             f"frame_scores must have shape (T, C) with T >= 1, got {frame_scores.shape}"
         )
     return frame_scores.mean(axis=0)
+
+
+def write_tube_shard(path, description: dict, videos, run_model, frame_hw, theta: float,
+                     sigma: float, frac: float, progress) -> None:
+    """Localize for a set of videos: per video the attention maps, the raw and smoothed tube and
+    the tube's class scores, in one HDF5 shard.
+
+    ``run_model(video_id) -> (frame scores (T, C), attention (T, N, N))`` applies the model to a
+    whole video; ``frame_hw(row) -> (H, W)`` gives the frame size the boxes are in.
+    """
+    from pipeline import cache
+    with cache.ShardWriter(path, description) as writer:
+        for row in videos.itertuples():
+            scores, attention = run_model(row.video_id)
+            raw = localize(attention, frame_hw(row), theta, sigma, frac, smooth=False)
+            writer.add(row.video_id, {"attention": attention.astype(np.float16), "raw": raw,
+                                      "smooth": smooth_boxes(raw, frac),
+                                      "scores": tube_scores(scores)},
+                       {"label_index": row.label_index})
+            progress.advance(row.video_id)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from pipeline import cache
+from pipeline import cache, paper_results
 
 
 def write_json(path: str | Path, record: dict) -> None:
@@ -21,6 +22,30 @@ def read_json(path: str | Path) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise cache.CacheCorruptError(f"{path}: cannot read record ({error})") from error
+
+
+def append_timing(path: str | Path, stage: str, task_id: str, seconds: float) -> None:
+    """Append one finished task's wall time to a JSON-lines log (one short line per write, so
+    concurrent workers do not interleave)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"stage": stage, "task": task_id, "seconds": round(seconds, 2)}) + "\n"
+    with open(path, "a") as handle:
+        handle.write(line)
+
+
+def stage_times(path: str | Path) -> dict[str, float]:
+    """Wall seconds per stage (task family) from the timing log, the last run of each task."""
+    if not Path(path).exists():
+        return {}
+    last = {}
+    for line in Path(path).read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            last[record["task"]] = record
+    totals: dict[str, float] = {}
+    for record in last.values():
+        totals[record["stage"]] = totals.get(record["stage"], 0.0) + record["seconds"]
+    return totals
 
 
 def shard_summary(paths: list[str]) -> dict:
@@ -37,28 +62,94 @@ def shard_summary(paths: list[str]) -> dict:
     return summary
 
 
-def stage1_report(dataset: str, profile: str, manifest: pd.DataFrame, flow_paths: list[str],
-                  feature_paths: dict[str, list[str]], generated: str) -> str:
-    """Markdown summary of the dataset, flow and feature caches of one run."""
-    counts = manifest.groupby("split")["video_id"].count().to_dict()
-    lines = [f"# VideoLSTM pipeline report: {dataset}, profile {profile}", "",
-             f"Generated {generated}.", "", "## Dataset", "",
-             f"- {manifest['label'].nunique()} classes, {len(manifest)} videos "
-             f"({', '.join(f'{n} {split}' for split, n in sorted(counts.items()))}), "
-             f"{int(manifest['n_frames'].sum())} frames", "",
-             "## Stages", "", "| stage | shards | videos | frames | seconds | MiB |",
-             "|---|---:|---:|---:|---:|---:|"]
-    stages = {"ComputeFlow": flow_paths}
-    stages.update({f"ExtractFeatures ({stream})": paths
-                   for stream, paths in feature_paths.items()})
-    skipped = {}
-    for name, paths in stages.items():
-        summary = shard_summary(paths)
-        lines.append(f"| {name} | {summary['shards']} | {summary['videos']} | "
-                     f"{summary['frames']} | {summary['seconds']:.1f} | "
-                     f"{summary['bytes'] / 2**20:.1f} |")
-        skipped.update({f"{video} ({name})": reason
-                        for video, reason in summary["skipped"].items()})
-    lines += ["", "## Skipped videos", ""]
+def _cell(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
+        else f"{value:.1f}"
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    header = "| " + " | ".join(map(str, table.columns)) + " |"
+    rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(table.columns))) + "|"
+    rows = ["| " + " | ".join(v if isinstance(v, str) else _cell(v) for v in row) + " |"
+            for row in table.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def classification_tables(results: dict) -> dict[str, pd.DataFrame]:
+    """Tables 1-4 as data frames: our accuracies (%) per dataset beside the paper's.
+
+    ``results[dataset]`` holds "table1" {stream: {arch: acc}}, "table2" {attention: {arch:
+    acc}}, "table3" {"rgb"|"flow"|"fused": acc} and "table4" {row: acc} (accuracies in [0, 1]).
+    """
+    rows1, rows2, rows3, rows4 = [], [], [], []
+    for dataset, result in results.items():
+        for stream, accs in result["table1"].items():
+            for arch, acc in accs.items():
+                rows1.append({"dataset": dataset, "input": stream, "architecture": arch,
+                              "ours": 100 * acc,
+                              "paper UCF101": paper_results.TABLE1["ucf101"][stream][arch],
+                              "paper HMDB51": paper_results.TABLE1["hmdb51"][stream][arch]})
+        for attention, accs in result["table2"].items():
+            for arch, acc in accs.items():
+                rows2.append({"dataset": dataset, "attention": attention, "architecture": arch,
+                              "ours": 100 * acc,
+                              "paper UCF101": paper_results.TABLE2["ucf101"][attention][arch],
+                              "paper HMDB51": paper_results.TABLE2["hmdb51"][attention][arch]})
+        this = paper_results.TABLE3["This paper"]
+        for name, acc in result["table3"].items():
+            rows3.append({"dataset": dataset, "VideoLSTM": name, "ours": 100 * acc,
+                          "paper UCF101": this["ucf101"] if name == "fused" else None,
+                          "paper HMDB51": this["hmdb51"] if name == "fused" else None})
+        for name, acc in result["table4"].items():
+            paper = paper_results.TABLE4.get(name, {})
+            rows4.append({"dataset": dataset, "combination": name, "ours": 100 * acc,
+                          "paper UCF101": paper.get("ucf101"), "paper HMDB51": paper.get("hmdb51")})
+    columns4 = ["dataset", "combination", "ours", "paper UCF101", "paper HMDB51"]
+    return {"table1": pd.DataFrame(rows1), "table2": pd.DataFrame(rows2),
+            "table3": pd.DataFrame(rows3), "table4": pd.DataFrame(rows4, columns=columns4)}
+
+
+def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str, float],
+                 localization: dict[str, dict[str, pd.DataFrame]], figures: dict[str, str],
+                 times: dict[str, float], skipped: dict[str, str], table4_missing: str | None,
+                 generated: str) -> str:
+    """report.md: Tables 1-4 and Fig. 4 with our figures beside the paper's, each labelled with
+    the dataset it was measured on, the time per stage and the skipped videos."""
+    lines = [f"# VideoLSTM reproduction: profile {profile}", "", f"Generated {generated}.",
+             "Accuracies in %. \"ours\" is measured on the dataset in the row; the paper's "
+             "columns are its published UCF101 / HMDB51 numbers, for comparison only.", ""]
+    if chance:
+        lines += ["Chance level: " + ", ".join(f"{d} {100 * c:.1f}%"
+                                               for d, c in chance.items()) + ".", ""]
+    titles = {"table1": "Table 1: architectures on appearance and flow (ConvALSTM)",
+              "table2": "Table 2: appearance- vs motion-based attention (RGB input)",
+              "table3": "Table 3: VideoLSTM, RGB, flow and their product fusion",
+              "table4": "Table 4: combination with iDT and object scores"}
+    for key, title in titles.items():
+        lines += [f"## {title}", "", f"CSV: `{key}.csv`", ""]
+        table = tables.get(key)
+        lines += [_markdown(table) if table is not None and len(table) else "Not computed."]
+        if key == "table4" and table4_missing:
+            lines += ["", table4_missing]
+        lines.append("")
+    lines += ["## Fig. 4: localization", ""]
+    if not localization:
+        lines += ["No dataset with box annotations was configured.", ""]
+    for dataset, frames in localization.items():
+        for name, frame in frames.items():
+            percent = frame.copy()
+            curves = [c for c in frame.columns if c != "iou"]
+            percent[curves] = 100 * percent[curves]
+            percent["iou"] = percent["iou"].map("{:.2f}".format)
+            lines += [f"### {dataset}: {name} in % (CSV: `fig4_{name}_{dataset}.csv`)", "",
+                      _markdown(percent), ""]
+    lines += ["The paper gives Fig. 4 as a plot only (no values in its text), so there is no "
+              "paper column to set beside these curves.", ""]
+    if figures:
+        lines += ["## Figures", ""] + [f"![{name}]({path})" for name, path in figures.items()]
+        lines.append("")
+    lines += ["## Wall time per stage", "", "| stage | seconds |", "|---|---:|"]
+    lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in sorted(times.items())]
+    lines += [f"| total | {sum(times.values()):.1f} |", "", "## Skipped videos", ""]
     lines += [f"- {video}: {reason}" for video, reason in sorted(skipped.items())] or ["None."]
     return "\n".join(lines) + "\n"
