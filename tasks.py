@@ -10,8 +10,12 @@ and renamed when complete; cache paths carry a hash of what changes their conten
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -30,6 +34,18 @@ if EMBEDDED_CONFIG.is_file():
 from pipeline import cache, config, report, sharding  # noqa: E402
 from pipeline.datasets import SPLITS, read_split, synthetic_locations  # noqa: E402
 from pipeline.manifest import probe_frames, read_manifest, write_manifest  # noqa: E402
+
+
+def _one_line_errors(kind, error, trace):
+    """Setting and input errors end the command with their one-line message, no traceback."""
+    if isinstance(error, (config.ConfigError, ValueError, FileNotFoundError)):
+        print(f"error: {error}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, trace)
+
+
+sys.excepthook = _one_line_errors
+config.preflight([config.run().dataset])
 
 ARCHITECTURES = ("convnet", "lstm", "alstm", "convlstm", "convalstm", "videolstm")
 
@@ -53,6 +69,21 @@ def dataset_identity(dataset: str) -> str:
     if dataset == "synthetic":
         params["spec"] = GenerateSynthetic().spec().__dict__
     return cache.short_hash(cache.describe("dataset", params))
+
+
+@contextmanager
+def written(target: luigi.LocalTarget) -> Iterator[str]:
+    """Luigi's temporary_path (renamed into place when the body completes), and the temporary
+    file or folder removed when the body fails, e.g. on a full disk."""
+    with target.temporary_path() as tmp:
+        try:
+            yield tmp
+        except BaseException:
+            if Path(tmp).is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def timings_log() -> Path:
@@ -119,7 +150,7 @@ class Manifest(DatasetTask):
         table = probe_frames(read_split(self.dataset, self.split,
                                         dataset_locations(self.dataset)))
         self.output().makedirs()
-        with self.output().temporary_path() as tmp:
+        with written(self.output()) as tmp:
             write_manifest(table, tmp)
 
 
@@ -171,7 +202,7 @@ class ComputeFlow(VideosTask):
         from pipeline.progress import Progress
         videos = sharding.shard_of(self.videos(), self.shard, config.run().shards)
         self.output().makedirs()
-        with self.output().temporary_path() as tmp, \
+        with written(self.output()) as tmp, \
                 flow.FlowPool(config.flow().worker_count()) as pool, \
                 Progress(len(videos), f"flow shard {self.shard}", self.report_progress) as bar:
             flow.write_flow_shard(tmp, flow_description(self.dataset), videos, flow_params(),
@@ -224,7 +255,7 @@ class FinetuneConvNet(VideosTask):
                 model, images, labels, self.stream, section.image_size, section.finetune_from,
                 section.finetune_epochs, section.learning_rate, section.batch_size,
                 config.run().seed)
-        with self.output().temporary_path() as tmp:
+        with written(self.output()) as tmp:
             Path(tmp).mkdir(parents=True)
             model.save(Path(tmp) / "model.keras")
             report.write_json(Path(tmp) / "convnet.json", {
@@ -240,20 +271,16 @@ class FinetuneConvNet(VideosTask):
                 frames = read_frames(row.path)
                 return frames[features.sample_frame_indices(len(frames), count)]
             return rgb
-        shards = sharding_of_flow(self.dataset, self.videos(), self.input()[-config.run().shards:])
+        videos, count_shards = self.videos(), config.run().shards
+        shards = {video: ComputeFlow(dataset=self.dataset, shard=s).output().path
+                  for s in range(count_shards)
+                  for video in sharding.shard_of(videos, s, count_shards)["video_id"]}
 
         def flow(row, count):
             with cache.Shard(shards[row.video_id], flow_description(self.dataset)) as shard:
                 n = shard.length(row.video_id, "flow")
                 return shard.read(row.video_id, "flow", features.sample_frame_indices(n, count))
         return flow
-
-
-def sharding_of_flow(dataset, videos, targets) -> dict[str, str]:
-    """Which flow shard file holds each video."""
-    shards = config.run().shards
-    return {video: targets[s].path for s in range(shards)
-            for video in sharding.shard_of(videos, s, shards)["video_id"]}
 
 
 def convnet_record(dataset: str, stream: str) -> dict:
@@ -307,7 +334,7 @@ class ExtractFeatures(VideosTask):
         extractor = vgg16.load_extractor(
             str(Path(self.input()["convnet"].path) / "model.keras"), section.precision)
         self.output().makedirs()
-        with self.output().temporary_path() as tmp, \
+        with written(self.output()) as tmp, \
                 Progress(len(videos), f"{self.stream} features shard {self.shard}",
                          self.report_progress) as bar:
             if self.stream == "rgb":
@@ -427,7 +454,7 @@ class TrainModel(ModelTask):
                 return training.as_dataset(batches, shapes, section.snippet)
 
             checkpoints = training.Checkpoints(self.output().path + ".checkpoints")
-            with self.output().temporary_path() as tmp:
+            with written(self.output()) as tmp:
                 Path(tmp).mkdir(parents=True)
                 model, history = training.train(
                     model, epoch_data, section.epochs, checkpoints, config.run().seed,
@@ -468,7 +495,7 @@ class Evaluate(ModelTask):
                                for video in test["video_id"]])
         labels = test["label_index"].to_numpy()
         classes = manifest.drop_duplicates("label_index").sort_values("label_index")["label"]
-        with self.output().temporary_path() as tmp:
+        with written(self.output()) as tmp:
             Path(tmp).mkdir(parents=True)
             scoring.write_scores_frame(scoring.scores_frame(
                 list(test["video_id"]), labels, scores, list(classes)), Path(tmp) / "scores.csv")
@@ -529,7 +556,7 @@ class Fuse(DatasetTask):
                 fusion.weighted_product_fusion(parts, weights), labels)
             results["idt+objects+videolstm"] = scoring.accuracy(fusion.weighted_product_fusion(
                 parts + [fused], weights + [section.videolstm_weight]), labels)
-        with self.output().temporary_path() as tmp:
+        with written(self.output()) as tmp:
             Path(tmp).mkdir(parents=True)
             scoring.write_scores_frame(scoring.scores_frame(
                 list(rgb["video_id"]), labels, fused, classes), Path(tmp) / "scores.csv")
@@ -571,7 +598,7 @@ class Localize(LocalizationTask):
         manifest = self.manifest()
         model = keras.models.load_model(Path(self.input().path) / "model.keras")
         self.output().makedirs()
-        with self.source() as source, self.output().temporary_path() as tmp:
+        with self.source() as source, written(self.output()) as tmp:
             test = manifest[(manifest["split"] == "test") & (manifest["tubes"] != "")]
             test = test[[v in source.videos_cached() for v in test["video_id"]]]
             with Progress(len(test), f"localize {self.model_name()}",
@@ -613,7 +640,7 @@ class EvaluateLocalization(LocalizationTask):
         results = {name: localization_eval.evaluate(target.path, truth, IOU_THRESHOLDS,
                                                     RECALL_THRESHOLDS)
                    for name, target in self.input().items()}
-        with self.output().temporary_path() as tmp:
+        with written(self.output()) as tmp:
             Path(tmp).mkdir(parents=True)
             localization_eval.write_tables(results, IOU_THRESHOLDS, RECALL_THRESHOLDS, tmp)
 
@@ -648,6 +675,7 @@ class ReproducePaper(luigi.Task):
     def requires(self):
         needs = {}
         for dataset in self.datasets:
+            config.dataset_folders(dataset)
             if dataset in CLASSIFICATION:
                 needs[("evaluate", dataset)] = self.evaluations(dataset)
                 needs[("fuse", dataset)] = [Fuse(dataset=dataset, split=s)
@@ -686,7 +714,7 @@ class ReproducePaper(luigi.Task):
         text = report.paper_report(config.run().profile, tables, chance, localization, shown,
                                    report.stage_times(timings_log()), skipped, missing4,
                                    generated=time.strftime("%Y-%m-%d %H:%M:%S"))
-        with self.output().temporary_path() as tmp:
+        with written(self.output()) as tmp:
             Path(tmp).write_text(text)
 
     def classification(self, dataset: str):

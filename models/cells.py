@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from models.sizes import odd_kernel, positive_int
+
 SERIALIZATION_PACKAGE = "videolstm"
 
 
@@ -44,20 +46,6 @@ def _forget_bias_one(shape, dtype=None):
     units = shape[-1] // 4
     return ops.concatenate([ops.zeros((units,), dtype), ops.ones((units,), dtype),
                             ops.zeros((2 * units,), dtype)])
-
-
-def positive_int(value, name: str) -> int:
-    """``value`` if it is a positive integer, else a ValueError naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
-def odd_kernel(value, name: str) -> int:
-    """``value`` if it is a positive odd kernel side, else a ValueError naming the setting."""
-    if positive_int(value, name) % 2 == 0:
-        raise ValueError(f"{name} must be odd so that 'same' padding is centred, got {value}")
-    return value
 
 
 class _AttentionCell(keras.layers.Layer):

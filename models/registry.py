@@ -8,13 +8,11 @@ plus {"attention": (B, T, N, N)} (the maps A_t, Eq. 8) for the attending archite
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import keras
 
-from models.cells import (AttentionLSTMCell, AttentionRNN, ConvAttentionLSTMCell, odd_kernel,
-                          positive_int)
+from models.cells import AttentionLSTMCell, AttentionRNN, ConvAttentionLSTMCell
 from models.heads import FrameClassifier
+from models.sizes import ModelSizes
 
 ARCHITECTURES = ("convnet", "lstm", "alstm", "convlstm", "convalstm", "videolstm")
 ATTENDING = ("alstm", "convalstm", "videolstm")
@@ -22,33 +20,6 @@ ATTENTIONS = ("appearance", "motion")
 VECTOR_ARCHITECTURES = ("convnet", "lstm")
 RECURRENT_LAYER = "recurrent"
 HEAD_LAYER = "head"
-
-
-@dataclass(frozen=True)
-class ModelSizes:
-    """Layer sizes; the defaults are the paper's (Sec. 5.2).
-
-    hidden: LSTM hidden units / ConvLSTM channels, also the attention's hidden width (512).
-    kernel: side of the input-to-state and state-to-state convolutions (3).
-    attention_kernel: side of the attention convolutions of Eq. 7 (1).
-    dense: units of the fully connected layer before the softmax (1024).
-    dropout: dropout rate on that layer's output (0.7).
-    """
-
-    hidden: int = 512
-    kernel: int = 3
-    attention_kernel: int = 1
-    dense: int = 1024
-    dropout: float = 0.7
-
-    def __post_init__(self):
-        for name in ("hidden", "dense"):
-            positive_int(getattr(self, name), f"ModelSizes.{name}")
-        for name in ("kernel", "attention_kernel"):
-            odd_kernel(getattr(self, name), f"ModelSizes.{name}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
-                or not 0 <= self.dropout < 1:
-            raise ValueError(f"ModelSizes.dropout must be in [0, 1), got {self.dropout!r}")
 
 
 def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes: ModelSizes,

@@ -4,24 +4,19 @@ initialisation of the flow network's first convolution from the RGB filters."""
 
 from __future__ import annotations
 
-import os
 import warnings
-from pathlib import Path
 
 import keras
 import numpy as np
 
+from models.imagenet import WeightsNotFoundError, find_imagenet_weights
+
 STREAM_CHANNELS = {"rgb": 3, "flow": 2}
-IMAGENET_FILE = "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
 IMAGENET_SIZE = 224
 POOL5 = "block5_pool"
 FC7 = "fc2"
 FIRST_CONV = "block1_conv1"
 CLASSIFIER = "predictions"
-
-
-class WeightsNotFoundError(FileNotFoundError):
-    """ImageNet weights were asked for and no local copy exists."""
 
 
 def build_vgg16(stream: str, n_classes: int, image_size: int) -> keras.Model:
@@ -38,22 +33,6 @@ def build_vgg16(stream: str, n_classes: int, image_size: int) -> keras.Model:
         return keras.applications.VGG16(
             include_top=True, weights=None, classes=n_classes,
             input_shape=(image_size, image_size, STREAM_CHANNELS[stream]))
-
-
-def find_imagenet_weights(setting: str) -> Path:
-    """The ImageNet weights file: the configured path, or Keras' cache for ``imagenet``."""
-    if setting == "imagenet":
-        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
-        path = cache / IMAGENET_FILE
-    else:
-        path = Path(setting).expanduser()
-    if not path.is_file():
-        raise WeightsNotFoundError(
-            f"convnet.weights={setting!r}: no ImageNet VGG-16 weights at {path}. This machine "
-            f"cannot download them: copy {IMAGENET_FILE} (the Keras release file, with top) "
-            "there or set [convnet] weights to its path; or set weights = none for a seeded "
-            "random initialisation")
-    return path
 
 
 def initialise(stream: str, n_classes: int, image_size: int, weights: str, seed: int

@@ -154,7 +154,7 @@ class model(luigi.Config):
     dropout = luigi.FloatParameter(default=0.7)
 
     def sizes(self):
-        from models.registry import ModelSizes
+        from models.sizes import ModelSizes
         try:
             return ModelSizes(hidden=self.hidden, kernel=self.kernel,
                               attention_kernel=self.attention_kernel, dense=self.dense,
@@ -203,3 +203,52 @@ class fusion(luigi.Config):
     videolstm_weight = luigi.FloatParameter(default=1.0)
     idt_weight = luigi.FloatParameter(default=1.0)
     objects_weight = luigi.FloatParameter(default=1.0)
+
+
+def dataset_folders(dataset: str) -> None:
+    """A real dataset's folders must be set and exist (the synthetic one is generated)."""
+    if dataset == "synthetic":
+        return
+    section = {"ucf101": ucf101, "hmdb51": hmdb51, "thumos13": thumos13}[dataset]()
+    for key in ("videos", "splits", "annotations"):
+        value = getattr(section, key, None)
+        if value is None:
+            continue
+        require(bool(value), f"[{dataset}] {key}", "is not set: point it at the dataset's "
+                f"{key} folder or file")
+        require(Path(value).expanduser().exists(), f"[{dataset}] {key}",
+                f"= {value} does not exist: point it at the dataset's {key}")
+
+
+def preflight(datasets: list[str]) -> None:
+    """Check every setting before any work starts; a ConfigError names the first bad one."""
+    from models.imagenet import WeightsNotFoundError, find_imagenet_weights
+    from pipeline.datasets.synthetic import SyntheticSpec
+    from pipeline.flow import TVL1Params
+    run().validate()
+    flow().worker_count()
+    convnet().validate()
+    model().sizes()
+    train().validate()
+    evaluate().validate()
+    section = synthetic()
+    checks = {"[synthetic]": lambda: SyntheticSpec(
+        classes=section.classes, train_per_class=section.train_per_class,
+        test_per_class=section.test_per_class, frames=section.frames, width=section.width,
+        height=section.height, seed=section.seed, context=section.context),
+        "[flow]": lambda: TVL1Params(**{key: getattr(flow(), key) for key in (
+            "tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations",
+            "outer_iterations", "scale_step", "gamma", "median_filtering", "bound")})}
+    for name, check in checks.items():
+        try:
+            check()
+        except ValueError as error:
+            raise ConfigError(f"{name} {error} (set it in {config_files()})") from error
+    if convnet().weights != "none":
+        try:
+            find_imagenet_weights(convnet().weights)
+        except WeightsNotFoundError as error:
+            raise ConfigError(f"[convnet] {error}") from error
+    for dataset in datasets:
+        require(dataset in DATASETS, "[run] dataset", f"must be one of {DATASETS}, got {dataset}")
+        dataset_folders(dataset)

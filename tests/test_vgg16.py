@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from models import vgg16
+from models import imagenet, vgg16
 
 
 def test_architecture_is_vgg16_with_pool5_and_fc7():
@@ -59,7 +59,7 @@ def test_missing_imagenet_weights_say_where_and_what_to_do(tmp_path, monkeypatch
                        match=r"convnet.weights='imagenet'.*vgg16_weights_tf_dim_ordering"):
         vgg16.initialise("rgb", 4, 224, "imagenet", seed=0)
     with pytest.raises(vgg16.WeightsNotFoundError, match="nowhere.h5"):
-        vgg16.find_imagenet_weights(str(tmp_path / "nowhere.h5"))
+        imagenet.find_imagenet_weights(str(tmp_path / "nowhere.h5"))
 
 
 def test_imagenet_weights_need_224_inputs():
@@ -90,7 +90,7 @@ def test_imagenet_file_in_keras_format_is_loaded_and_carried_to_flow(tmp_path, m
     import keras
     reference = keras.applications.VGG16(weights=None)
     (tmp_path / "models").mkdir()
-    write_release_weights(reference, tmp_path / "models" / vgg16.IMAGENET_FILE)
+    write_release_weights(reference, tmp_path / "models" / imagenet.IMAGENET_FILE)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     rgb = vgg16.initialise("rgb", 7, 224, "imagenet", seed=0)
     flow = vgg16.initialise("flow", 7, 224, "imagenet", seed=0)
