@@ -47,6 +47,23 @@ def _one_line_errors(kind, error, trace):
 sys.excepthook = _one_line_errors
 config.preflight([config.run().dataset])
 
+
+class Choice(luigi.ChoiceParameter):
+    """A choice whose bad value stops the command with one line naming the parameter: Luigi
+    logs a parse error with a traceback, but lets SystemExit through."""
+
+    def __init__(self, name: str, **kwargs):
+        super().__init__(**kwargs)
+        self.name = name
+
+    def parse(self, x):
+        try:
+            return super().parse(x)
+        except ValueError:
+            raise SystemExit(f"error: --{self.name} {x} is not one of "
+                             f"{', '.join(sorted(self._choices))}") from None
+
+
 ARCHITECTURES = ("convnet", "lstm", "alstm", "convlstm", "convalstm", "videolstm")
 
 STREAMS = ("rgb", "flow")
@@ -99,8 +116,7 @@ def record_processing_time(task: luigi.Task, seconds: float) -> None:
 class DatasetTask(luigi.Task):
     """A task of one dataset (default: [run] dataset)."""
 
-    dataset = luigi.ChoiceParameter(choices=config.DATASETS,
-                                    default=config.run().dataset)
+    dataset = Choice("dataset", choices=config.DATASETS, default=config.run().dataset)
 
     def cache_dir(self, stage: str, description: dict) -> Path:
         return (config.paths().folder("cache") / self.dataset
@@ -225,7 +241,7 @@ class FinetuneConvNet(VideosTask):
     """A stream's VGG-16 frame classifier (Table 1's ConvNet), fine-tuned on training frames
     when [convnet] finetune_epochs > 0; otherwise the initial network is kept as is."""
 
-    stream = luigi.ChoiceParameter(choices=STREAMS)
+    stream = Choice("stream", choices=STREAMS)
 
     def requires(self):
         needs = list(self.manifests())
@@ -306,7 +322,7 @@ def features_description(dataset: str, stream: str, weights_sha256: str | None =
 class ExtractFeatures(VideosTask):
     """pool5 (NxNx512) and fc7 (4096) of every frame of one shard, for one stream  [5.2]."""
 
-    stream = luigi.ChoiceParameter(choices=STREAMS)
+    stream = Choice("stream", choices=STREAMS)
     shard = luigi.IntParameter()
 
     def requires(self):
@@ -364,9 +380,9 @@ class ModelTask(DatasetTask):
     """A task about one trained model: dataset split, stream, architecture and attention."""
 
     split = luigi.IntParameter(default=1)
-    stream = luigi.ChoiceParameter(choices=STREAMS, default="rgb")
-    arch = luigi.ChoiceParameter(choices=ARCHITECTURES, default="videolstm")
-    attention = luigi.ChoiceParameter(choices=("appearance", "motion"), default="appearance")
+    stream = Choice("stream", choices=STREAMS, default="rgb")
+    arch = Choice("arch", choices=ARCHITECTURES, default="videolstm")
+    attention = Choice("attention", choices=("appearance", "motion"), default="appearance")
 
     def inputs(self):
         from pipeline.training import ModelInputs
@@ -440,7 +456,8 @@ class TrainModel(ModelTask):
             model = build_model(self.arch, int(manifest["label_index"].max()) + 1,
                                 shapes["features"], config.model().sizes(),
                                 "motion" if self.inputs().motion else "appearance",
-                                shapes.get("motion"))
+                                shapes.get("motion"),
+                                training.feature_statistics(source, videos))
             if self.dataset == "hmdb51":
                 training.transfer_except_classifier(
                     keras.models.load_model(Path(self.input()[-1].path) / "model.keras"), model)

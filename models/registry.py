@@ -8,7 +8,10 @@ plus {"attention": (B, T, N, N)} (the maps A_t, Eq. 8) for the attending archite
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import keras
+from keras import ops
 
 from models.cells import AttentionLSTMCell, AttentionRNN, ConvAttentionLSTMCell
 from models.heads import FrameClassifier
@@ -20,11 +23,12 @@ ATTENTIONS = ("appearance", "motion")
 VECTOR_ARCHITECTURES = ("convnet", "lstm")
 RECURRENT_LAYER = "recurrent"
 HEAD_LAYER = "head"
+NORMALIZE_PREFIX = "normalize_"
 
 
 def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes: ModelSizes,
-                attention: str = "appearance", motion_shape: tuple[int, ...] | None = None
-                ) -> keras.Model:
+                attention: str = "appearance", motion_shape: tuple[int, ...] | None = None,
+                normalization: Mapping[str, tuple] | None = None) -> keras.Model:
     """The named architecture as a Keras model on per-frame features.
 
     arch: one of ARCHITECTURES. "convnet" (the frame classifier: a softmax on fc7) and "lstm"
@@ -34,6 +38,9 @@ def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes
     accept only the default. "videolstm" is "convalstm" with motion attention: it always
     attends with motion, whatever ``attention`` says. motion_shape: the flow map per frame
     (N, N, Dm), required with motion attention and refused otherwise.
+    normalization: per-channel (mean, variance) of each input ("features", "motion"), applied
+    as a fixed first layer. The paper is silent; cached features of the two streams differ in
+    scale by an order of magnitude, and standardising them lets one learning rate serve both.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
@@ -55,10 +62,12 @@ def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes
         raise ValueError(f"motion_shape is only used with motion attention; {arch} with "
                          f"attention={attention!r} would ignore {motion_shape}")
 
-    features = keras.Input((None, *feature_shape), name="features")
-    inputs = {"features": features}
+    inputs = {"features": keras.Input((None, *feature_shape), name="features")}
     if motion:
         inputs["motion"] = keras.Input((None, *motion_shape), name="motion")
+    normalized = {name: _normalize(name, tensor, (normalization or {}).get(name))
+                  for name, tensor in inputs.items()}
+    features = normalized["features"]
     if arch == "convnet":
         scores = keras.layers.Dense(n_classes, activation="softmax", name=HEAD_LAYER)(features)
         return keras.Model(inputs, {"scores": scores}, name=arch)
@@ -76,7 +85,7 @@ def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes
         else:
             cell = ConvAttentionLSTMCell(sizes.hidden, sizes.hidden, sizes.kernel,
                                          sizes.attention_kernel, motion=motion, name="cell")
-        sequences = [features, inputs["motion"]] if motion else features
+        sequences = [features, normalized["motion"]] if motion else features
         hidden, attention_maps = AttentionRNN(cell, name=RECURRENT_LAYER)(sequences)
     state_rank = 1 if arch in ("lstm", "alstm") else 3
     scores = FrameClassifier(n_classes, sizes.dense, sizes.dropout, state_rank,
@@ -86,6 +95,15 @@ def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes
         outputs["attention"] = attention_maps
     name = f"{arch}_motion" if motion and arch != "videolstm" else arch
     return keras.Model(inputs, outputs, name=name)
+
+
+def _normalize(name: str, tensor, statistics: tuple | None):
+    """The input standardised per channel by fixed (mean, variance), or as it is."""
+    if statistics is None:
+        return tensor
+    mean, variance = statistics
+    return keras.layers.Normalization(axis=-1, mean=mean, variance=variance,
+                                      name=f"{NORMALIZE_PREFIX}{name}")(tensor)
 
 
 def _checked_shape(shape, setting: str, rank: int, arch: str) -> tuple[int, ...]:
@@ -117,6 +135,8 @@ class FrameStepper:
         self.head = model.get_layer(HEAD_LAYER)
         self.recurrent = model.get_layer(RECURRENT_LAYER) if RECURRENT_LAYER in names else None
         self.motion = getattr(getattr(self.recurrent, "cell", None), "motion", False)
+        self.normalize = {layer.name[len(NORMALIZE_PREFIX):]: layer for layer in model.layers
+                          if layer.name.startswith(NORMALIZE_PREFIX)}
 
     def initial_states(self, batch: int) -> list:
         """Zero recurrent states for ``batch`` videos (an empty list for the frame classifier)."""
@@ -130,6 +150,8 @@ class FrameStepper:
         missing = [key for key in needed if key not in inputs_t]
         if missing:
             raise ValueError(f"step inputs lack {missing}; this model needs {list(needed)}")
+        inputs_t = {name: self.normalize[name](ops.expand_dims(value, 1))[:, 0]
+                    if name in self.normalize else value for name, value in inputs_t.items()}
         features = inputs_t["features"]
         if self.recurrent is None:
             return self.head(features), None, []

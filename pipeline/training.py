@@ -23,6 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models import registry  # noqa: F401  (registers the custom layers load_model needs)
 from pipeline import cache, sampling, scoring
 
 MAP_LAYER, VECTOR_LAYER = "pool5", "fc7"
@@ -95,6 +96,23 @@ class FeatureSource:
             shard = next(s for s in self._open[stream] if s.videos)
             shapes[name] = tuple(shard.read(shard.videos[0], layer, slice(0, 1)).shape[1:])
         return shapes
+
+
+def feature_statistics(source: FeatureSource, videos: list[str], frames_per_video: int = 10
+                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-channel mean and variance of each input over equally spaced frames of the training
+    videos, for the model's normalisation layer (variance floored so dead channels stay 0)."""
+    sums: dict[str, list[np.ndarray]] = {}
+    for video in videos:
+        length = source.length(video)
+        indices = np.unique(np.linspace(0, length - 1, frames_per_video).round().astype(int))
+        for name, frames in source.frames(video, indices).items():
+            sums.setdefault(name, []).append(frames.reshape(-1, frames.shape[-1]))
+    statistics = {}
+    for name, parts in sums.items():
+        values = np.concatenate(parts).astype(np.float64)
+        statistics[name] = (values.mean(axis=0), np.maximum(values.var(axis=0), 1e-6))
+    return statistics
 
 
 def training_batches(source: FeatureSource, videos: list[str], labels: list[int],

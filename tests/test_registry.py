@@ -192,3 +192,26 @@ def test_model_sizes_default_to_the_paper():
 def test_model_sizes_out_of_range_name_the_setting(setting, value):
     with pytest.raises(ValueError, match=f"ModelSizes.{setting} "):
         ModelSizes(**{setting: value})
+
+
+def test_normalization_layer_standardises_each_input_and_streams_the_same():
+    rng = np.random.default_rng(5)
+    x = rng.normal(3.0, 2.0, size=(2, 4, 3, 3, 5)).astype(np.float32)
+    m = rng.normal(-1.0, 0.5, size=(2, 4, 3, 3, 2)).astype(np.float32)
+    stats = {"features": (np.full(5, 3.0), np.full(5, 4.0)),
+             "motion": (np.full(2, -1.0), np.full(2, 0.25))}
+    keras.utils.set_random_seed(1)
+    plain = build_model("videolstm", 3, (3, 3, 5), SIZES, motion_shape=(3, 3, 2))
+    normalized = build_model("videolstm", 3, (3, 3, 5), SIZES, motion_shape=(3, 3, 2),
+                             normalization=stats)
+    normalized.get_layer("recurrent").set_weights(plain.get_layer("recurrent").get_weights())
+    normalized.get_layer("head").set_weights(plain.get_layer("head").get_weights())
+    want = plain.predict_on_batch({"features": (x - 3.0) / 2.0, "motion": (m + 1.0) / 0.5})
+    got = normalized.predict_on_batch({"features": x, "motion": m})
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-6)
+    stepper = FrameStepper(normalized)
+    states = stepper.initial_states(2)
+    for t in range(4):
+        scores, _, states = stepper.step({"features": x[:, t], "motion": m[:, t]}, states)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), got["scores"][:, t],
+                                   rtol=1e-4, atol=1e-6)

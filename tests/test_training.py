@@ -149,3 +149,16 @@ def test_history_csv_has_one_row_per_epoch(tmp_path):
                             {"epoch": 1, "loss": 1.0, "seconds": 2}], tmp_path / "h.csv")
     lines = (tmp_path / "h.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,seconds" and lines[2] == "1,1.0,2"
+
+
+def test_feature_statistics_are_per_channel_over_sampled_frames(shards):
+    paths, descriptions, videos = shards
+    with training.FeatureSource(paths, descriptions,
+                                training.ModelInputs("rgb", "pool5", False)) as source:
+        stats = training.feature_statistics(source, ["v0", "v1"], frames_per_video=3)
+        sample = np.concatenate([source.frames("v0", np.array([0, 6, 11]))["features"],
+                                 source.frames("v1", np.array([0, 6, 12]))["features"]])
+    mean, variance = stats["features"]
+    values = sample.reshape(-1, 5).astype(np.float64)
+    np.testing.assert_allclose(mean, values.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(variance, values.var(0), rtol=1e-6)
