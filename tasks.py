@@ -10,6 +10,7 @@ and renamed when complete; cache paths carry a hash of what changes their conten
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -90,17 +91,21 @@ def dataset_identity(dataset: str) -> str:
 
 @contextmanager
 def written(target: luigi.LocalTarget) -> Iterator[str]:
-    """Luigi's temporary_path (renamed into place when the body completes), and the temporary
-    file or folder removed when the body fails, e.g. on a full disk."""
-    with target.temporary_path() as tmp:
-        try:
-            yield tmp
-        except BaseException:
-            if Path(tmp).is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                Path(tmp).unlink(missing_ok=True)
-            raise
+    """A temporary name beside the target, renamed into place when the body completes and
+    removed when it fails, e.g. on a full disk. Unlike Luigi's temporary_path, whose name comes
+    from Python's `random` (which tasks seed), it differs between runs, so a rerun of a killed
+    task does not collide with the temporary output the kill left behind."""
+    tmp = f"{target.path}-luigi-tmp-{secrets.token_hex(5)}"
+    Path(tmp).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        if Path(tmp).is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            Path(tmp).unlink(missing_ok=True)
+        raise
+    target.fs.rename_dont_move(tmp, target.path)
 
 
 def timings_log() -> Path:
@@ -404,6 +409,11 @@ class ModelTask(DatasetTask):
     def manifest(self):
         return read_manifest(Manifest(dataset=self.dataset, split=self.split).output().path)
 
+    def model_target(self, folder: str, description: dict, suffix: str = ""):
+        """work/<dataset>/<folder>/<model name>-<hash><suffix>."""
+        name = f"{self.model_name()}-{cache.short_hash(description)}{suffix}"
+        return luigi.LocalTarget(str(config.paths().folder("work") / self.dataset / folder / name))
+
 
 def model_description(task: ModelTask) -> dict:
     sizes = config.model().sizes()
@@ -436,9 +446,7 @@ class TrainModel(ModelTask):
         return needs
 
     def output(self):
-        folder = config.paths().folder("work") / self.dataset / "models"
-        name = f"{self.model_name()}-{cache.short_hash(model_description(self))}"
-        return luigi.LocalTarget(str(folder / name))
+        return self.model_target("models", model_description(self))
 
     def run(self):
         import keras
@@ -493,9 +501,7 @@ class Evaluate(ModelTask):
                           arch=self.arch, attention=self.attention)
 
     def output(self):
-        folder = config.paths().folder("work") / self.dataset / "evaluation"
-        name = f"{self.model_name()}-{cache.short_hash(evaluation_description(self))}"
-        return luigi.LocalTarget(str(folder / name))
+        return self.model_target("evaluation", evaluation_description(self))
 
     def run(self):
         import keras
@@ -598,9 +604,7 @@ class Localize(LocalizationTask):
                           arch=self.arch, attention=self.attention)
 
     def output(self):
-        folder = config.paths().folder("work") / self.dataset / "localization"
-        name = f"{self.model_name()}-{cache.short_hash(self.description())}.h5"
-        return luigi.LocalTarget(str(folder / name))
+        return self.model_target("localization", self.description(), ".h5")
 
     def description(self) -> dict:
         return cache.describe("tubes", {"theta": self.theta, "sigma": self.sigma,

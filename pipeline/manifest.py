@@ -28,6 +28,19 @@ def split_frame(rows: list[dict]) -> pd.DataFrame:
                       "split": str, "tubes": str})
 
 
+def add_listed_video(rows: list[dict], seen: dict, list_path, listed: str, video: Path,
+                     label: str, label_index: int, split: str) -> None:
+    """Append a video named by a split file to a reader's rows; a listed video missing on disk
+    or listed twice is an error naming the split file."""
+    if not video.is_file():
+        raise FileNotFoundError(f"{list_path}: listed video {listed} not found at {video}")
+    if video.stem in seen:
+        raise ValueError(f"{list_path}: video {video.stem} already listed in {seen[video.stem]}")
+    seen[video.stem] = list_path
+    rows.append({"video_id": video.stem, "path": str(video), "label": label,
+                 "label_index": label_index, "split": split, "tubes": ""})
+
+
 def probe_frames(df: pd.DataFrame) -> pd.DataFrame:
     """Return a copy of a reader's table with `n_frames` from the container headers.
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.manifest import split_frame
+from pipeline.manifest import add_listed_video, split_frame
 
 _FLAGS = {"0": None, "1": "train", "2": "test"}
 
@@ -41,15 +41,6 @@ def read_split(splits_dir: str | PathLike, videos_root: str | PathLike, split: i
             file_name, split_name = fields[0], _FLAGS[fields[1]]
             if split_name is None:
                 continue
-            video = videos_root / class_name / file_name
-            if not video.is_file():
-                raise FileNotFoundError(
-                    f"{list_path}: listed video {file_name} not found at {video}")
-            video_id = video.stem
-            if video_id in seen:
-                raise ValueError(
-                    f"{list_path}: video {video_id} already listed in {seen[video_id]}")
-            seen[video_id] = list_path
-            rows.append({"video_id": video_id, "path": str(video), "label": class_name,
-                         "label_index": label_index, "split": split_name, "tubes": ""})
+            add_listed_video(rows, seen, list_path, file_name, videos_root / class_name / file_name,
+                             class_name, label_index, split_name)
     return split_frame(rows)

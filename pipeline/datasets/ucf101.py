@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.manifest import split_frame
+from pipeline.manifest import add_listed_video, split_frame
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
@@ -95,14 +95,6 @@ def read_split(
         for class_name, rel in _parse_list(list_path, class_ids, labelled=split_name == "train"):
             if class_name not in label_index:
                 continue
-            video = videos_root / rel
-            if not video.is_file():
-                raise FileNotFoundError(f"{list_path}: listed video {rel} not found at {video}")
-            video_id = video.stem
-            if video_id in seen:
-                raise ValueError(
-                    f"{list_path}: video {video_id} already listed in {seen[video_id]}")
-            seen[video_id] = list_path
-            rows.append({"video_id": video_id, "path": str(video), "label": class_name,
-                         "label_index": label_index[class_name], "split": split_name, "tubes": ""})
+            add_listed_video(rows, seen, list_path, rel, videos_root / rel, class_name,
+                             label_index[class_name], split_name)
     return split_frame(rows)
