@@ -26,7 +26,7 @@ TIMEOUT = 420
 TEMPORARY = ("luigi-tmp", ".partial", ".checkpoints", ".tmp-")
 DONE = re.compile(r"\] Worker Worker\(.*\) done +(\S.*)$", re.MULTILINE)
 
-COOPERATING = ("--worker-keep-alive", "--retcode-already-running", "0", "--retcode-not-run", "0")
+COOPERATING = ("--worker-keep-alive",)
 """Keep-alive: a worker waits for the tasks another one runs instead of quitting as soon as it
 has nothing runnable. Luigi counts a task that another worker ran as "already running" or
 "not run" even once it is done, so cooperating workers exit 0 only with these two codes at 0;
