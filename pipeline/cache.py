@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -22,6 +23,8 @@ from pipeline import __version__
 
 SCHEMA_VERSION = 1
 _DESCRIPTION_KEYS = ("schema_version", "stage", "code_version", "params", "upstream")
+_DAMAGE = (OSError, KeyError, RuntimeError, TypeError, AttributeError, ValueError)
+"""What h5py and json raise on a damaged file: a flipped byte may hit any of its structures."""
 
 
 class CacheError(ValueError):
@@ -82,7 +85,10 @@ class ShardWriter:
     ``info`` holds facts about the run (timings, sizes) that are not part of the description.
     Write to a temporary path (Luigi's ``temporary_path()``) and let the caller rename it:
     the description and the list of videos are written last, on close, so a file whose writer
-    died is never complete-looking.
+    died is never complete-looking. The file uses HDF5's 1.10 format, whose metadata carries
+    checksums, and its text attributes are fixed-length strings kept in the checksummed object
+    header (variable-length ones live in an unchecked heap): a damaged byte is an error on
+    read, not another list of videos or other values.
     """
 
     def __init__(self, path: str | Path, description: Mapping, compression: str | None = "gzip"):
@@ -92,7 +98,7 @@ class ShardWriter:
         self.videos: list[str] = []
         self.skipped: dict[str, str] = {}
         self.info: dict = {}
-        self._file = h5py.File(self.path, "w")
+        self._file = h5py.File(self.path, "w", libver="v110")
 
     def __enter__(self) -> "ShardWriter":
         return self
@@ -103,11 +109,13 @@ class ShardWriter:
         self._file.close()
 
     def add(self, video_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None):
-        """Store one video's arrays in group ``video_id`` (chunked per frame, compressed)."""
+        """Store one video's arrays in group ``video_id`` (chunked per frame, compressed, and
+        checksummed: gzip is optional in HDF5, a chunk it cannot shrink is stored raw, so
+        without the checksum a damaged chunk could be read back as other values)."""
         group = self._file.create_group(video_id)
         for name, array in arrays.items():
             group.create_dataset(name, data=array, chunks=_frame_chunks(array),
-                                 compression=self.compression)
+                                 compression=self.compression, fletcher32=True)
         for key, value in (attrs or {}).items():
             group.attrs[key] = value
         self.videos.append(video_id)
@@ -120,10 +128,11 @@ class ShardWriter:
         attrs = self._file.attrs
         for key in _DESCRIPTION_KEYS:
             value = self.description[key]
-            attrs[key] = value if isinstance(value, (int, str)) else _canonical(value)
-        attrs["videos"] = json.dumps(self.videos)
-        attrs["skipped"] = json.dumps(self.skipped)
-        attrs["info"] = _canonical(self.info)
+            attrs[key] = value if isinstance(value, int) else _text(
+                value if isinstance(value, str) else _canonical(value))
+        attrs["videos"] = _text(json.dumps(sorted(self.videos)))
+        attrs["skipped"] = _text(json.dumps(self.skipped))
+        attrs["info"] = _text(_canonical(self.info))
         attrs["complete"] = True
 
 
@@ -135,16 +144,17 @@ class Shard:
         self.path = Path(path)
         try:
             self._file = h5py.File(self.path, "r")
-        except (OSError, KeyError) as error:
+        except _DAMAGE as error:
             raise CacheCorruptError(f"{self.path}: not a readable HDF5 shard ({error}); "
                                     "delete it so the stage runs again") from error
         try:
-            self.description = _read_description(self._file, self.path)
-            if expected is not None:
-                check_description(self.description, expected, self.path)
-            self.videos: list[str] = json.loads(self._file.attrs["videos"])
-            self.skipped: dict[str, str] = json.loads(self._file.attrs["skipped"])
-            self.info: dict = json.loads(self._file.attrs["info"])
+            with _damage_is_corrupt(self.path, "its description"):
+                self.description = _read_description(self._file, self.path)
+                if expected is not None:
+                    check_description(self.description, expected, self.path)
+                self.videos: list[str] = json.loads(self._file.attrs["videos"])
+                self.skipped: dict[str, str] = json.loads(self._file.attrs["skipped"])
+                self.info: dict = json.loads(self._file.attrs["info"])
         except BaseException:
             self._file.close()
             raise
@@ -163,19 +173,14 @@ class Shard:
 
     def read(self, video_id: str, name: str, frames: slice | np.ndarray | None = None) -> np.ndarray:
         """One video's array (all frames, or the given frame indices or slice)."""
-        if video_id not in self.videos:
-            reason = self.skipped.get(video_id, "not in this shard")
-            raise VideoNotCached(f"{self.path}: no {name!r} for video {video_id}: {reason}")
-        try:
+        self._check_cached(video_id, name)
+        with _damage_is_corrupt(self.path, f"{video_id}/{name}"):
             dataset = self._file[video_id][name]
             if frames is None:
                 return dataset[()]
             if isinstance(frames, slice):
                 return dataset[frames]
             return _take_frames(dataset, np.asarray(frames))
-        except (OSError, KeyError) as error:
-            raise CacheCorruptError(f"{self.path}: cannot read {video_id}/{name} ({error}); "
-                                    "delete the shard so the stage runs again") from error
 
     def iter_frames(self, video_id: str, name: str, chunk: int = 64):
         """A video's frames one at a time, read ``chunk`` frames at a time (never all at once)."""
@@ -184,11 +189,31 @@ class Shard:
 
     def length(self, video_id: str, name: str) -> int:
         """Number of frames stored for a video, without reading them."""
-        return int(self._file[video_id][name].shape[0])
+        self._check_cached(video_id, name)
+        with _damage_is_corrupt(self.path, f"{video_id}/{name}"):
+            return int(self._file[video_id][name].shape[0])
+
+    def _check_cached(self, video_id: str, name: str) -> None:
+        if video_id not in self.videos:
+            reason = self.skipped.get(video_id, "not in this shard")
+            raise VideoNotCached(f"{self.path}: no {name!r} for video {video_id}: {reason}")
 
     def attrs(self, video_id: str) -> dict:
         """The per-video attributes (e.g. label index)."""
         return dict(self._file[video_id].attrs)
+
+
+@contextmanager
+def _damage_is_corrupt(path: Path, what: str):
+    """Turn what a damaged file raises while reading ``what`` into a CacheCorruptError naming
+    the file (a cache error raised inside passes unchanged)."""
+    try:
+        yield
+    except CacheError:
+        raise
+    except _DAMAGE as error:
+        raise CacheCorruptError(f"{path}: cannot read {what} ({error}); delete the shard so "
+                                "the stage runs again") from error
 
 
 def check_description(found: Mapping, expected: Mapping, path: Path | str) -> None:
@@ -246,8 +271,14 @@ def _frame_chunks(array: np.ndarray) -> tuple | None:
     return (1,) + array.shape[1:]
 
 
+def _text(value: str) -> np.bytes_:
+    """A fixed-length UTF-8 string attribute (see ShardWriter)."""
+    return np.bytes_(value.encode())
+
+
 def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
+    value = value.item() if isinstance(value, np.generic) else value
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _jsonable(value):

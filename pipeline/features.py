@@ -22,6 +22,9 @@ FramesAt = Callable[[tuple, int], np.ndarray]
 """``count`` equally spaced frames of a video given its manifest row."""
 SKIPPABLE = (VideoError, cache.CacheError, ValueError)
 """Errors that concern one video: recorded as a skip unless the run is strict."""
+BROKEN_CACHE = (cache.CacheCorruptError, cache.CacheMismatchError)
+"""Errors of an upstream cache file, never a skip: a skip would be cached for good, while the
+file only needs deleting so that its stage runs again."""
 
 IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 FLOW_CENTRE = 128.0
@@ -114,6 +117,8 @@ def training_frames(rows: pd.DataFrame, frames_at: FramesAt, count: int, image_s
     for row in rows.itertuples():
         try:
             frames = frames_at(row, count)
+        except BROKEN_CACHE:
+            raise
         except SKIPPABLE as error:
             if strict:
                 raise
@@ -132,8 +137,9 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
                         dtype: str, strict: bool, progress: Progress) -> None:
     """ExtractFeatures for one shard: pool5 and fc7 of every video into one HDF5 shard.
 
-    A video that cannot be read is recorded as skipped with its reason (strict: the error
-    stops the shard), so one broken file does not lose the shard's other videos.
+    A video that cannot be read, or whose frame count disagrees with the manifest (flow: one
+    frame fewer), is recorded as skipped with its reason (strict: the error stops the shard),
+    so one broken file does not lose the shard's other videos.
     """
     start = time.perf_counter()
     frames = 0
@@ -142,6 +148,12 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
             try:
                 pool5, fc7 = extract(extractor, frames_of(row), stream, image_size, batch_size,
                                      dtype)
+                expected = row.n_frames - 1 if stream == "flow" else row.n_frames
+                if len(fc7) != expected:
+                    raise VideoError(f"{row.path}: decoded {len(fc7)} {stream} frames, "
+                                     f"expected {expected} (the manifest says {row.n_frames})")
+            except BROKEN_CACHE:
+                raise
             except SKIPPABLE as error:
                 if strict:
                     raise

@@ -145,7 +145,7 @@ def h5_contents(path: Path) -> dict:
         root = dict(handle.attrs)
         info = json.loads(root["info"])
         info.pop("seconds", None)
-        root.update(info=info, videos=sorted(json.loads(root["videos"])),
+        root.update(info=info, videos=json.loads(root["videos"]),
                     skipped=json.loads(root["skipped"]))
         contents["/"] = (root, None)
         handle.visititems(lambda name, item: contents.__setitem__(

@@ -1,0 +1,717 @@
+"""Injected faults: SIGKILLed workers, damaged videos, split files and cache shards, bad settings
+and a full disk. Each run either survives or stops with a clear message naming the file or
+setting; nothing computed before the fault is lost; nothing half-written is read as complete;
+the rerun equals an uninterrupted run.
+
+Each scenario is a function returning an Outcome; the tests assert on it and bench/faults.py
+prints the table of all of them. The scenarios after a finished run share one uninterrupted
+run of the whole first stage and one model (the reference), copied per scenario.
+"""
+
+from __future__ import annotations
+
+import configparser
+import contextlib
+import errno
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+from unittest import mock
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline import cache, sharding
+from pipeline.manifest import read_manifest
+from pipeline.video import read_frames, write_video
+from test_tasks import TINY, luigi
+
+EPOCHS = 4
+"""Training epochs: enough left after the first checkpoint to kill the run in the middle."""
+TRAIN = ("TrainModel", "--arch", "videolstm", "--stream", "rgb")
+"""The reference model: VideoLSTM reads both streams' features, so its run makes all of stage 1."""
+FLOW_SHARD = "cache/synthetic/flow-*/shard-000-of-002.h5"
+RGB_SHARD = "cache/synthetic/features-rgb-*/shard-000-of-002.h5"
+FLOW_FEATURES_SHARD = "cache/synthetic/features-flow-*/shard-000-of-002.h5"
+MODEL = "work/synthetic/models/videolstm-motion-rgb-split1-" + "?" * 10
+"""The reference model's folder (its name ends with a 10-character hash)."""
+
+
+@dataclass
+class Outcome:
+    """What a fault did: whether the run survived it (or stopped with a clear message), the
+    outputs made before it that were lost or changed, the outputs that are wrong (differ from
+    an uninterrupted run, or half-written and taken as complete), and what the user was told."""
+
+    fault: str
+    survived: bool
+    lost: list[str]
+    wrong: list[str]
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.survived and not self.lost and not self.wrong
+
+
+# ---------------------------------------------------------------- running and inspecting runs
+
+def write_config(folder: Path, overrides: dict | None = None) -> None:
+    """folder/tiny.cfg: TINY with EPOCHS training epochs and the given {section: {key: value}}."""
+    parser = configparser.ConfigParser()
+    parser.read_string(TINY)
+    parser.read_dict({"train": {"epochs": EPOCHS}})
+    parser.read_dict(overrides or {})
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "tiny.cfg", "w") as handle:
+        parser.write(handle)
+
+
+def run(folder: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """A luigi command in folder (no pid lock: other runs of the same command may be going)."""
+    with mock.patch.dict(os.environ, env):
+        return luigi(folder, *args, "--no-lock")
+
+
+def error_line(stderr: str) -> str:
+    """The line that tells the user what went wrong: a one-line error, or the exception line
+    that ends Luigi's report of a failed task (without the exception's module)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines
+              if re.match(r"^(error: |[\w.]*(Error|Exception|Exit)\b: )", line)]
+    return re.sub(r"^[\w.]*\.(?=\w+: )", "", (errors or lines or [""])[-1])
+
+
+def one(folder: Path, pattern: str) -> Path:
+    found = sorted(folder.glob(pattern))
+    assert len(found) == 1, f"{pattern}: {found}"
+    return found[0]
+
+
+def temporary_outputs(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("*-luigi-tmp-*"))
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under folder but the timings log (appended by every task)."""
+    return {str(path.relative_to(folder)): cache.file_checksum(path)
+            for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.name != "timings.jsonl"}
+
+
+def lost_files(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    return [f"{name} {'changed' if name in after else 'gone'}"
+            for name, digest in before.items() if after.get(name) != digest]
+
+
+def shard_content(path: Path) -> dict:
+    """Every attribute and array of a shard but its run facts (timings); videos as a set (flow
+    shards list them in the order their flow was done)."""
+    content = {}
+    with h5py.File(path, "r") as handle:
+        content.update({f"@{key}": value for key, value in handle.attrs.items()
+                        if key not in ("info", "videos")})
+        content["@videos"] = sorted(json.loads(handle.attrs["videos"]))
+        for video, group in handle.items():
+            content.update({f"{video}@{key}": value for key, value in group.attrs.items()})
+            content.update({f"{video}/{name}": data[()] for name, data in group.items()})
+    return content
+
+
+def model_weights(model_folder: Path) -> dict:
+    """The weights saved in model.keras, by variable path, without loading the model."""
+    with zipfile.ZipFile(model_folder / "model.keras") as archive:
+        stored = io.BytesIO(archive.read("model.weights.h5"))
+    weights = {}
+    with h5py.File(stored, "r") as handle:
+        handle.visititems(lambda name, item: weights.update({name: item[()]})
+                          if isinstance(item, h5py.Dataset) else None)
+    return weights
+
+
+def differences(have: dict, want: dict, what: str) -> list[str]:
+    """Keys whose values differ between two contents (arrays compared exactly)."""
+    keys = sorted(set(have) | set(want))
+    return [f"{what}: {key} differs" for key in keys
+            if key not in have or key not in want or not np.array_equal(have[key], want[key])]
+
+
+def copy_finished(reference: Path, folder: Path) -> None:
+    """The reference's config, dataset and caches (not its work folder: manifests hold absolute
+    paths and are remade in the copy). The large network files are hard links: no run writes
+    into an existing file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(reference / "tiny.cfg", folder / "tiny.cfg")
+    shutil.copytree(reference / "data", folder / "data")
+    shutil.copytree(reference / "cache", folder / "cache",
+                    copy_function=lambda src, dst: (os.link if "/convnet-" in src
+                                                    else shutil.copy2)(src, dst))
+
+
+def group_processes(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def kill_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool],
+              timeout: float = 600) -> tuple[bool, list[int]]:
+    """Start a luigi command in its own process group and SIGKILL the whole group (spawned
+    flow workers included) as soon as ready(pgid) holds. Returns whether it was killed before
+    it ended, and the processes of the group still alive a few seconds after the kill."""
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(folder / "tiny.cfg"))
+    with open(folder / "killed.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "luigi", "--module", "tasks", *args, "--local-scheduler",
+             "--no-lock"], cwd=folder, env=env, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline and not ready(process.pid):
+        time.sleep(0.002)
+    if process.poll() is not None:
+        return False, []
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 10
+    while group_processes(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True, group_processes(process.pid)
+
+
+def half_written_read_as_complete(paths: list[Path]) -> list[str]:
+    """Temporary outputs that a reader would accept as complete shards."""
+    accepted = []
+    for path in paths:
+        if path.is_file():
+            try:
+                cache.Shard(path).close()
+            except cache.CacheCorruptError:
+                continue
+            accepted.append(f"{path.name} read as a complete shard")
+    return accepted
+
+
+@contextlib.contextmanager
+def in_process(folder: Path):
+    """Luigi in this process, reading folder/tiny.cfg and writing under folder; the settings
+    and working folder in force before are restored after."""
+    import tasks  # noqa: F401  (its import puts the embedded luigi.cfg first)
+    from luigi.configuration import LuigiConfigParser
+    saved = LuigiConfigParser._instance, LuigiConfigParser._config_paths
+    cwd = os.getcwd()
+    LuigiConfigParser._instance = None
+    LuigiConfigParser._config_paths = [*saved[1], str(folder / "tiny.cfg")]
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+        LuigiConfigParser._instance, LuigiConfigParser._config_paths = saved
+
+
+class TaskErrors(logging.Handler):
+    """The exceptions of the tasks Luigi reports as failed in this process."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.errors: list[BaseException] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and record.exc_info[1] is not None:
+            self.errors.append(record.exc_info[1])
+
+
+# ---------------------------------------------------------------- the reference run
+
+def prepare_reference(folder: Path) -> Path:
+    """An uninterrupted run of the whole first stage and the VideoLSTM rgb model."""
+    write_config(folder)
+    done = run(folder, *TRAIN)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return folder
+
+
+# ---------------------------------------------------------------- 1. SIGKILL mid-task
+
+def kill_mid_shard(reference: Path, folder: Path, fault: str, pattern: str,
+                   args: tuple[str, ...], children: int) -> Outcome:
+    """Delete one shard of a finished run, rerun its task and SIGKILL it as soon as its
+    temporary output exists (and `children` worker processes run), then rerun it."""
+    copy_finished(reference, folder)
+    shard = one(folder, pattern)
+    shard.unlink()
+    before = digests(folder / "cache")
+    killed, alive = kill_when(folder, args, lambda pgid: bool(temporary_outputs(folder / "cache"))
+                              and len(group_processes(pgid)) > children)
+    leftovers = temporary_outputs(folder / "cache")
+    wrong = [f"process {pid} survived the kill" for pid in alive]
+    wrong += [f"{shard.name} exists after the kill"] if shard.exists() else []
+    wrong += half_written_read_as_complete(leftovers)
+    if not killed or not leftovers:
+        return Outcome(fault, False, [], wrong, "the task ended before it could be killed")
+    again = run(folder, *args)
+    if again.returncode != 0:
+        return Outcome(fault, False, [], wrong, error_line(again.stderr))
+    wrong += differences(shard_content(shard), shard_content(one(reference, pattern)),
+                         shard.name)
+    return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong,
+                   f"killed while writing {leftovers[0].name}; the rerun made it anew")
+
+
+def kill_in_flow(reference: Path, folder: Path) -> Outcome:
+    return kill_mid_shard(reference, folder, "SIGKILL mid ComputeFlow shard", FLOW_SHARD,
+                          ("ComputeFlow", "--shard", "0"), children=2)
+
+
+def kill_in_features(reference: Path, folder: Path) -> Outcome:
+    return kill_mid_shard(reference, folder, "SIGKILL mid ExtractFeatures shard", RGB_SHARD,
+                          ("ExtractFeatures", "--stream", "rgb", "--shard", "0"), children=0)
+
+
+def kill_in_training(reference: Path, folder: Path) -> Outcome:
+    """SIGKILL TrainModel as soon as its first checkpoint exists, then rerun it: it resumes
+    after the checkpointed epoch and ends with the uninterrupted run's weights."""
+    fault = "SIGKILL mid TrainModel epoch"
+    copy_finished(reference, folder)
+    before = digests(folder / "cache")
+    state = folder / "work" / "synthetic" / "models"
+    killed, alive = kill_when(folder, TRAIN,
+                              lambda _: any(state.glob("*.checkpoints/state.json")))
+    wrong = [f"process {pid} survived the kill" for pid in alive]
+    if not killed:
+        return Outcome(fault, False, [], wrong, "training ended before it could be killed")
+    wrong += [f"{p.name} exists after the kill" for p in folder.glob(MODEL)]
+    checkpoint = json.loads(one(folder, f"{MODEL}.checkpoints/state.json").read_text())
+    if checkpoint["epoch"] >= EPOCHS - 1:
+        return Outcome(fault, False, [], wrong, "the kill came after the last epoch")
+    again = run(folder, *TRAIN)
+    if again.returncode != 0:
+        return Outcome(fault, False, [], wrong, error_line(again.stderr))
+    model = one(folder, MODEL)
+    history = pd.read_csv(model / "history.csv")
+    if list(history["epoch"]) != list(range(EPOCHS)):
+        wrong.append(f"history.csv has epochs {list(history['epoch'])}")
+    resumed = history.iloc[:checkpoint["epoch"] + 1].to_dict("records")
+    if resumed != checkpoint["history"]:
+        wrong.append("history.csv does not start with the checkpoint's epochs: training "
+                     "started over")
+    wrong += [f"{p.name} left after training" for p in folder.glob(f"{MODEL}.checkpoints")]
+    wrong += differences(model_weights(model), model_weights(one(reference, MODEL)),
+                         "model weights")
+    return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong,
+                   f"killed after epoch {checkpoint['epoch']}; the rerun resumed at epoch "
+                   f"{checkpoint['epoch'] + 1}")
+
+
+# ---------------------------------------------------------------- 2. damaged videos
+
+def train_videos(folder: Path) -> list[Path]:
+    """The first training video of each class of the generated dataset."""
+    root = one(folder, "data/synthetic-*")
+    listed = (root / "ucfTrainTestlist" / "trainlist01.txt").read_text().split("\n")
+    firsts = {}
+    for line in filter(None, listed):
+        name = line.split()[0]
+        firsts.setdefault(name.split("/")[0], root / "UCF-101" / name)
+    return list(firsts.values())
+
+
+def damage_videos(folder: Path) -> dict[str, str]:
+    """Generate the dataset and its manifest, then damage one training video of each class:
+    truncated and emptied before the manifest was made, shortened after. Returns the damaged
+    video ids and the reason each must be skipped for."""
+    assert run(folder, "GenerateSynthetic").returncode == 0
+    truncated, empty, short = train_videos(folder)
+    truncated.write_bytes(truncated.read_bytes()[:truncated.stat().st_size // 2])
+    empty.write_bytes(b"")
+    assert run(folder, "Manifest").returncode == 0
+    frames = read_frames(short)
+    short.unlink()
+    write_video(short, frames[:len(frames) - 3])
+    return {truncated.stem: r"decoded \d+ (rgb )?frames|needs at least 2 frames",
+            empty.stem: "cannot open video",
+            short.stem: rf"decoded {len(frames) - 3} (rgb )?frames"}
+
+
+def skipped_in_report(report: str) -> dict[str, str]:
+    """The report's "Skipped videos" lines, by "<video> (<stage>)"."""
+    section = report.split("## Skipped videos", 1)[1]
+    return dict(re.findall(r"^- synthetic/(\S+ \([^)]*\)): (.*)$", section, re.MULTILINE))
+
+
+def damaged_videos(folder: Path) -> Outcome:
+    """A truncated, an empty and a shortened video: the whole pipeline runs, each is a recorded
+    skip with its reason in every shard stage and in the report, every other video is cached."""
+    fault = "truncated, empty and short videos"
+    write_config(folder)
+    damaged = damage_videos(folder)
+    done = run(folder, "ReproducePaper")
+    if done.returncode != 0:
+        return Outcome(fault, False, [], [], error_line(done.stderr))
+    listed = skipped_in_report((folder / "reports" / "tiny" / "report.md").read_text())
+    wrong = []
+    for video, reason in damaged.items():
+        for stage in ("ComputeFlow", "ExtractFeatures rgb", "ExtractFeatures flow"):
+            if not re.search(reason, listed.get(f"{video} ({stage})", "")):
+                wrong.append(f"{video} ({stage}) not skipped for /{reason}/ in the report")
+    videos = set(read_manifest(one(folder, "work/synthetic/manifest-*")).video_id)
+    lost = []
+    for stage in ("flow", "features-rgb", "features-flow"):
+        cached = set()
+        for path in folder.glob(f"cache/synthetic/{stage}-*/shard-*.h5"):
+            with cache.Shard(path) as shard:
+                cached |= set(shard.videos)
+        wrong += [f"{video} cached in {stage}" for video in sorted(cached & set(damaged))]
+        lost += [f"{video} missing from {stage}" for video in sorted(videos - set(damaged)
+                                                                     - cached)]
+    first = min(damaged)
+    return Outcome(fault, True, lost, wrong, f"{len(damaged)} skipped, in the report; "
+                   f"{first}: {listed.get(f'{first} (ComputeFlow)', '')[-60:]}")
+
+
+def damaged_videos_strict(folder: Path) -> Outcome:
+    """The same damage with [run] strict = true: each flow shard holding a damaged video stops
+    with an error naming it and leaves no shard; the others complete."""
+    fault = "damaged videos, [run] strict = true"
+    write_config(folder, {"run": {"strict": "true"}})
+    damaged = damage_videos(folder)
+    manifest = read_manifest(one(folder, "work/synthetic/manifest-*"))
+    messages, wrong = [], []
+    for index in range(2):
+        videos = set(sharding.shard_of(manifest, index, 2).video_id)
+        done = run(folder, "ComputeFlow", "--shard", str(index))
+        shard = list(folder.glob(f"cache/synthetic/flow-*/shard-{index:03d}-of-002.h5"))
+        if videos & set(damaged):
+            message = error_line(done.stderr)
+            messages.append(message)
+            if done.returncode == 0 or shard or not any(f"{v}.avi" in message for v in damaged):
+                wrong.append(f"shard {index}: no clear error naming a damaged video")
+        elif done.returncode != 0 or not shard:
+            wrong.append(f"shard {index} without damaged videos did not complete")
+    wrong += [f"{path.name} left behind" for path in temporary_outputs(folder)]
+    return Outcome(fault, bool(messages) and not wrong, [], wrong, messages[0] if messages else "")
+
+
+def missing_listed_video(folder: Path) -> Outcome:
+    """A training split file naming a video that is not there: Manifest stops with an error
+    naming the split file and the video, and writes no manifest."""
+    fault = "split file names a missing video"
+    write_config(folder)
+    assert run(folder, "GenerateSynthetic").returncode == 0
+    split = one(folder, "data/synthetic-*/ucfTrainTestlist/trainlist01.txt")
+    first = split.read_text().split("\n")[0].split()
+    missing = f"{first[0].split('/')[0]}/v_Missing_g99_c01.avi"
+    split.write_text(split.read_text().rstrip("\n") + f"\n{missing} {first[1]}\n")
+    done = run(folder, "Manifest")
+    message = error_line(done.stderr)
+    clear = done.returncode != 0 and "trainlist01.txt" in message and missing in message
+    wrong = [str(p.relative_to(folder)) + " written" for p in folder.glob("work/synthetic/*")]
+    return Outcome(fault, clear, [], wrong, message)
+
+
+# ---------------------------------------------------------------- 3. damaged cache shards
+
+def flip_mid_chunk(path: Path) -> None:
+    """Flip 8 bytes in the middle of the stored chunk nearest the middle of the file."""
+    with h5py.File(path, "r") as handle:
+        chunks = [data.id.get_chunk_info(i) for group in handle.values()
+                  for data in group.values() for i in range(data.id.get_num_chunks())]
+    chunk = min(chunks, key=lambda c: abs(c.byte_offset - path.stat().st_size // 2))
+    data = bytearray(path.read_bytes())
+    middle = chunk.byte_offset + chunk.size // 2
+    data[middle:middle + 8] = bytes(b ^ 0xFF for b in data[middle:middle + 8])
+    path.unlink()
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.unlink()
+    path.write_bytes(data[:len(data) // 2])
+
+
+def other_schema(path: Path) -> None:
+    with h5py.File(path, "r+") as handle:
+        handle.attrs["schema_version"] = cache.SCHEMA_VERSION + 1
+
+
+def damaged_shard(reference: Path, folder: Path, fault: str, pattern: str, damage,
+                  args: tuple[str, ...], expected: type[cache.CacheError],
+                  remove: tuple[str, ...] = ()) -> Outcome:
+    """Damage one shard of a finished run and run a task that reads it: the task stops with
+    an error naming the file and advising to delete it. Deleting it as advised, the same
+    command completes and equals the reference."""
+    copy_finished(reference, folder)
+    for name in remove:
+        one(folder, name).unlink()
+    shard = one(folder, pattern)
+    damage(shard)
+    before = {name: digest for name, digest in digests(folder / "cache").items()
+              if name != str(shard.relative_to(folder / "cache"))}
+    failed = run(folder, *args)
+    message = error_line(failed.stderr)
+    clear = (failed.returncode != 0 and expected.__name__ in message and "delete" in message
+             and str(shard.relative_to(folder)) in message)
+    if not clear:
+        return Outcome(fault, False, [], [], message)
+    shard.unlink()
+    again = run(folder, *args)
+    if again.returncode != 0:
+        return Outcome(fault, False, [], [], error_line(again.stderr))
+    wrong = differences(shard_content(shard), shard_content(one(reference, pattern)),
+                        shard.name)
+    for name in remove:
+        wrong += differences(shard_content(one(folder, name)),
+                             shard_content(one(reference, name)), name)
+    if args == TRAIN:
+        wrong += differences(model_weights(one(folder, MODEL)),
+                             model_weights(one(reference, MODEL)), "model weights")
+    return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong, message)
+
+
+def flipped_flow_shard(reference: Path, folder: Path) -> Outcome:
+    return damaged_shard(reference, folder, "bytes flipped mid flow shard", FLOW_SHARD,
+                         flip_mid_chunk, ("ExtractFeatures", "--stream", "flow", "--shard", "0"),
+                         cache.CacheCorruptError, remove=(FLOW_FEATURES_SHARD,))
+
+
+def truncated_feature_shard(reference: Path, folder: Path) -> Outcome:
+    return damaged_shard(reference, folder, "truncated feature shard", RGB_SHARD, truncate,
+                         TRAIN, cache.CacheCorruptError)
+
+
+def other_schema_shard(reference: Path, folder: Path) -> Outcome:
+    return damaged_shard(reference, folder, "feature shard of another schema_version",
+                         RGB_SHARD, other_schema, TRAIN, cache.CacheMismatchError)
+
+
+def write_small_shard(path: Path) -> dict:
+    """A shard like ComputeFlow's and ExtractFeatures' (uint8 flow, float16 features, a skip);
+    returns the arrays written."""
+    rng = np.random.default_rng(0)
+    arrays = {f"v_{i}": {"flow": (128 + rng.normal(0, 6, (5, 24, 32, 2))).astype(np.uint8),
+                         "fc7": rng.normal(0, 1, (5, 64)).astype(np.float16)} for i in range(3)}
+    with cache.ShardWriter(path, cache.describe("flow", {"bound": 20.0})) as writer:
+        for video, named in arrays.items():
+            writer.add(video, named, {"n_frames": 6})
+        writer.skip("v_broken", "cannot open v_broken.avi")
+    return arrays
+
+
+def read_like_downstream(path: Path, expected: dict) -> dict:
+    """What the pipeline's readers take from a shard: videos, skips, every frame."""
+    with cache.Shard(path, expected) as shard:
+        return {"videos": shard.videos, "skipped": shard.skipped,
+                **{f"{video}/{name}": np.stack(list(shard.iter_frames(video, name, chunk=2)))
+                   for video in shard.videos for name in ("flow", "fc7")}}
+
+
+def flipped_anywhere(folder: Path, flips: int = 600) -> Outcome:
+    """One byte flipped at each of `flips` offsets spread over a shard: every read either
+    gives exactly what was written (unused bytes) or a cache error naming the file."""
+    fault = f"1 byte flipped at {flips} offsets of a shard"
+    folder.mkdir(parents=True, exist_ok=True)
+    original = folder / "shard.h5"
+    write_small_shard(original)
+    expected = cache.describe("flow", {"bound": 20.0})
+    want = read_like_downstream(original, expected)
+    data = original.read_bytes()
+    damaged, wrong, errors = folder / "damaged.h5", [], 0
+    for offset in np.linspace(0, len(data) - 1, flips).astype(int):
+        flipped = bytearray(data)
+        flipped[offset] ^= 0xFF
+        damaged.write_bytes(bytes(flipped))
+        try:
+            have = read_like_downstream(damaged, expected)
+        except cache.CacheError as error:
+            errors += 1
+            if str(damaged) not in str(error):
+                wrong.append(f"offset {offset}: error without the file name: {error}")
+            continue
+        except Exception as error:  # noqa: BLE001  (any other error is the finding)
+            wrong.append(f"offset {offset}: {type(error).__name__}: {error}")
+            continue
+        if differences(have, want, ""):
+            wrong.append(f"offset {offset}: read back other values, no error")
+    return Outcome(fault, not wrong, [], wrong,
+                   f"{errors} named cache errors, {flips - errors - len(wrong)} unused bytes")
+
+
+# ---------------------------------------------------------------- 4. bad settings
+
+BAD_SETTINGS = {
+    "zero size: [run] shards = 0": ({"run": {"shards": "0"}}, ("ReproducePaper",), "[run] shards"),
+    "negative size: [synthetic] width = -64": ({"synthetic": {"width": "-64"}},
+                                               ("ReproducePaper",), "width"),
+    "zero size: [model] hidden = 0": ({"model": {"hidden": "0"}}, ("ReproducePaper",),
+                                      "hidden"),
+    "unknown architecture: --arch foo": ({}, ("TrainModel", "--arch", "foo"), "--arch"),
+    "no dataset folders: [run] dataset = ucf101": ({"run": {"dataset": "ucf101"}},
+                                                   ("ReproducePaper",), "[ucf101] videos"),
+    "no ImageNet weights in KERAS_HOME": ({"convnet": {"weights": "imagenet",
+                                                       "image_size": "224"}},
+                                          ("ReproducePaper",), "[convnet]"),
+}
+
+
+def bad_setting(folder: Path, fault: str) -> Outcome:
+    """The command exits non-zero with one line on stderr naming the setting, and makes
+    nothing (no data, cache, work or reports folder)."""
+    overrides, args, setting = BAD_SETTINGS[fault]
+    write_config(folder, overrides)
+    keras_home = folder / "keras-home"
+    keras_home.mkdir()
+    done = run(folder, *args, KERAS_HOME=str(keras_home))
+    lines = done.stderr.strip().splitlines()
+    clear = (done.returncode != 0 and len(lines) == 1 and lines[0].startswith("error: ")
+             and setting in lines[0])
+    made = sorted(str(p.relative_to(folder)) for p in folder.iterdir()
+                  if p.name not in ("tiny.cfg", "keras-home"))
+    return Outcome(fault, clear, [], [f"{name} made" for name in made],
+                   lines[0] if len(lines) == 1 else f"{len(lines)} lines: {done.stderr[-200:]}")
+
+
+# ---------------------------------------------------------------- 5. full disk
+
+def fail_after_first_video(add):
+    """ShardWriter.add that stores the first video and then finds the disk full."""
+    def add_or_fail(writer, video_id, arrays, attrs=None):
+        if writer.videos:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(writer.path))
+        return add(writer, video_id, arrays, attrs)
+    return add_or_fail
+
+
+def full_disk(folder: Path) -> Outcome:
+    """ENOSPC while writing the second video of flow shard 1 (shard 0 done): the task fails,
+    its temporary file is removed, shard 0 is intact, the rerun equals an uninterrupted run."""
+    import luigi
+    import tasks
+    fault = "disk full (ENOSPC) mid ComputeFlow shard"
+    clean, faulty = folder / "uninterrupted", folder / "faulty"
+    for place in (clean, faulty):
+        write_config(place, {"flow": {"processes": "1"}})
+    with in_process(clean):
+        assert luigi.build([tasks.ComputeFlow(shard=1)], local_scheduler=True, no_lock=True)
+    with in_process(faulty):
+        assert luigi.build([tasks.ComputeFlow(shard=0)], local_scheduler=True, no_lock=True)
+        before = digests(faulty)
+        failures = TaskErrors()
+        logging.getLogger("luigi-interface").addHandler(failures)
+        try:
+            with mock.patch.object(cache.ShardWriter, "add",
+                                   fail_after_first_video(cache.ShardWriter.add)):
+                failed = not luigi.build([tasks.ComputeFlow(shard=1)], local_scheduler=True,
+                                         no_lock=True)
+        finally:
+            logging.getLogger("luigi-interface").removeHandler(failures)
+        message = str(failures.errors[-1]) if failures.errors else "no error reported"
+        wrong = [f"{path.name} left behind" for path in temporary_outputs(faulty)]
+        wrong += [f"{p.name} exists after the failure" for p in faulty.glob(
+            "cache/synthetic/flow-*/shard-001-of-002.h5")]
+        lost = lost_files(before, digests(faulty))
+        rerun = luigi.build([tasks.ComputeFlow(shard=1)], local_scheduler=True, no_lock=True)
+    if not (failed and rerun):
+        return Outcome(fault, False, lost, wrong, message)
+    pattern = "cache/synthetic/flow-*/shard-001-of-002.h5"
+    wrong += differences(shard_content(one(faulty, pattern)), shard_content(one(clean, pattern)),
+                         "shard 1")
+    return Outcome(fault, "No space left on device" in message, lost, wrong, message)
+
+
+# ---------------------------------------------------------------- all scenarios
+
+AFTER_REFERENCE: dict[str, Callable[[Path, Path], Outcome]] = {
+    "kill flow": kill_in_flow,
+    "kill features": kill_in_features,
+    "kill training": kill_in_training,
+    "flipped shard": flipped_flow_shard,
+    "truncated shard": truncated_feature_shard,
+    "other schema": other_schema_shard,
+}
+"""Scenarios that start from the reference run's outputs."""
+
+ON_THEIR_OWN: dict[str, Callable[[Path], Outcome]] = {
+    "damaged videos": damaged_videos,
+    "damaged videos strict": damaged_videos_strict,
+    "missing listed video": missing_listed_video,
+    **{fault: (lambda folder, fault=fault: bad_setting(folder, fault)) for fault in BAD_SETTINGS},
+}
+"""Slow scenarios that start from nothing."""
+
+IN_PROCESS: dict[str, Callable[[Path], Outcome]] = {
+    "flipped anywhere": flipped_anywhere,
+    "full disk": full_disk,
+}
+"""Fast scenarios run inside this process."""
+
+
+def slug(name: str) -> str:
+    return re.sub(r"\W+", "-", name).strip("-")
+
+
+def all_outcomes(folder: Path) -> list[Outcome]:
+    """Every scenario, in folder: the reference run first, then one subfolder each."""
+    reference = prepare_reference(folder / "reference")
+    outcomes = [scenario(reference, folder / slug(name))
+                for name, scenario in AFTER_REFERENCE.items()]
+    outcomes += [scenario(folder / slug(name))
+                 for name, scenario in {**ON_THEIR_OWN, **IN_PROCESS}.items()]
+    return outcomes
+
+
+# ---------------------------------------------------------------- tests
+
+def check(outcome: Outcome) -> None:
+    assert outcome.survived, outcome
+    assert not outcome.lost, outcome
+    assert not outcome.wrong, outcome
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    return prepare_reference(tmp_path_factory.mktemp("reference"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(AFTER_REFERENCE))
+def test_fault_after_a_finished_run(name, reference, tmp_path):
+    check(AFTER_REFERENCE[name](reference, tmp_path))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(ON_THEIR_OWN))
+def test_fault_from_scratch(name, tmp_path):
+    check(ON_THEIR_OWN[name](tmp_path))
+
+
+@pytest.mark.parametrize("name", list(IN_PROCESS))
+def test_fault_in_process(name, tmp_path):
+    check(IN_PROCESS[name](tmp_path))
+
+
+def test_error_line_picks_the_exception_of_a_failed_task():
+    stderr = ("ERROR: [pid 1] Worker failed ComputeFlow(shard=0)\nTraceback (most recent call "
+              "last):\n  File \"x.py\", line 1\npipeline.video.VideoError: /d/v.avi: cannot open"
+              "\nThis progress looks :( because there were failed tasks\n")
+    assert error_line(stderr) == "VideoError: /d/v.avi: cannot open"
+    assert error_line("error: [run] shards must be > 0\n") == "error: [run] shards must be > 0"
