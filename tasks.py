@@ -161,6 +161,7 @@ class Manifest(DatasetTask):
     split = luigi.IntParameter(default=1)
 
     def requires(self):
+        config.dataset_folders(self.dataset)
         return GenerateSynthetic() if self.dataset == "synthetic" else []
 
     def output(self):

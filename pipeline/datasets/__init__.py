@@ -28,15 +28,9 @@ def synthetic_locations(root: str | Path) -> dict[str, str]:
 def read_split(dataset: str, split: int, locations: Mapping[str, str]) -> pd.DataFrame:
     """The manifest rows of one split (without frame counts), read from the real formats.
 
-    ``locations`` holds ``videos`` and ``splits`` folders and, for boxes, ``annotations``.
+    ``locations`` holds ``videos`` and ``splits`` folders and, for boxes, ``annotations``;
+    that they are set and exist is checked with the config (pipeline.config.dataset_folders).
     """
-    for key in ("videos", "splits") + (("annotations",) if dataset in ("synthetic", "thumos13")
-                                       else ()):
-        if not locations.get(key):
-            raise FileNotFoundError(f"[{dataset}] {key} is not set: point it at the dataset's "
-                                    f"{key} in the config")
-        if not Path(locations[key]).exists():
-            raise FileNotFoundError(f"[{dataset}] {key}={locations[key]} does not exist")
     if dataset == "hmdb51":
         return hmdb51.read_split(locations["splits"], locations["videos"], split)
     if dataset in ("synthetic", "thumos13"):
