@@ -410,6 +410,14 @@ class ModelTask(DatasetTask):
     def manifest(self):
         return read_manifest(Manifest(dataset=self.dataset, split=self.split).output().path)
 
+    def pretraining(self) -> "TrainModel | None":
+        """The model this one starts from: an HMDB51 model starts from the UCF101 model of the
+        same architecture, stream and attention (paper 5.2); others start from scratch."""
+        if self.dataset != "hmdb51":
+            return None
+        return TrainModel(dataset="ucf101", split=1, stream=self.stream, arch=self.arch,
+                          attention=self.attention)
+
     def model_target(self, folder: str, description: dict, suffix: str = ""):
         """work/<dataset>/<folder>/<model name>-<hash><suffix>."""
         name = f"{self.model_name()}-{cache.short_hash(description)}{suffix}"
@@ -425,7 +433,7 @@ def model_description(task: ModelTask) -> dict:
                         ("epochs", "batch_size", "snippet", "learning_rate", "rho")}}
     upstream = {s: cache.short_hash(features_description(task.dataset, s))
                 for s in task.streams()}
-    if task.dataset == "hmdb51":
+    if task.pretraining() is not None:
         upstream["init"] = cache.short_hash(model_description(task.pretraining()))
     return cache.describe("model", params, upstream)
 
@@ -434,15 +442,11 @@ class TrainModel(ModelTask):
     """A recurrent model on cached features: random snippets, per-frame cross-entropy, RMSprop,
     a checkpoint per epoch (a killed run resumes)  [3, 5.2]. HMDB51 models start from UCF101's."""
 
-    def pretraining(self) -> "TrainModel":
-        return TrainModel(dataset="ucf101", split=1, stream=self.stream, arch=self.arch,
-                          attention=self.attention)
-
     def requires(self):
         needs = [Manifest(dataset=self.dataset, split=self.split)]
         needs += [ExtractFeatures(dataset=self.dataset, stream=s, shard=i)
                   for s in self.streams() for i in range(config.run().shards)]
-        if self.dataset == "hmdb51":
+        if self.pretraining() is not None:
             needs.append(self.pretraining())
         return needs
 
@@ -467,9 +471,14 @@ class TrainModel(ModelTask):
                                 "motion" if self.inputs().motion else "appearance",
                                 shapes.get("motion"),
                                 training.feature_statistics(source, videos))
-            if self.dataset == "hmdb51":
+            initialised = {}
+            if self.pretraining() is not None:
+                start = Path(self.input()[-1].path)
                 training.transfer_except_classifier(
-                    keras.models.load_model(Path(self.input()[-1].path) / "model.keras"), model)
+                    keras.models.load_model(start / "model.keras"), model)
+                initialised = {"initialised_from": start.name,
+                               "initial_weights_sha256": training.checksum_except_classifier(
+                                   model)}
             training.compile_model(model, section.learning_rate, section.rho)
 
             def epoch_data(epoch):
@@ -490,7 +499,8 @@ class TrainModel(ModelTask):
                 training.write_history(history, Path(tmp) / "history.csv")
                 report.write_json(Path(tmp) / "model.json", {
                     "description": model_description(self), "videos": len(videos),
-                    "seconds": round(sum(row["seconds"] for row in history), 2)})
+                    "seconds": round(sum(row["seconds"] for row in history), 2),
+                    **initialised})
         checkpoints.remove()
 
 
@@ -546,10 +556,17 @@ class Fuse(DatasetTask):
         return {stream: Evaluate(dataset=self.dataset, split=self.split, stream=stream,
                                  arch="videolstm", attention="motion") for stream in STREAMS}
 
+    def external(self) -> dict[str, str]:
+        """The user's iDT / object score files for this dataset and split ({dataset} and
+        {split} in a [fusion] path are filled in, so one config serves several datasets)."""
+        section = config.fusion()
+        return {name: getattr(section, name).format(dataset=self.dataset, split=self.split)
+                for name in ("idt", "objects") if getattr(section, name)}
+
     def output(self):
         section = config.fusion()
-        description = cache.describe("fusion", {key: getattr(section, key) for key in (
-            "idt", "objects", "videolstm_weight", "idt_weight", "objects_weight")},
+        description = cache.describe("fusion", {**{key: getattr(section, key) for key in (
+            "videolstm_weight", "idt_weight", "objects_weight")}, **self.external()},
             {stream: Path(target.path).name for stream, target in self.input().items()})
         folder = config.paths().folder("work") / self.dataset / "fusion"
         return luigi.LocalTarget(str(folder / f"split{self.split}-{cache.short_hash(description)}"))
@@ -564,8 +581,7 @@ class Fuse(DatasetTask):
         labels = rgb["label"].to_numpy()
         fused = fusion.product_fusion([rgb[classes].to_numpy(), flow[classes].to_numpy()])
         results = {"videolstm": scoring.accuracy(fused, labels)}
-        external = {name: getattr(section, name) for name in ("idt", "objects")
-                    if getattr(section, name)}
+        external = self.external()
         for name, path in external.items():
             scores = fusion.read_external_scores(path, list(rgb["video_id"]), classes)
             results[name] = scoring.accuracy(scores, labels)
@@ -735,7 +751,8 @@ class ReproducePaper(luigi.Task):
                 frame.to_csv(folder / f"fig4_{name}_{dataset}.csv", index=False)
         text = report.paper_report(config.run().profile, tables, chance, localization, shown,
                                    report.stage_times(timings_log()), skipped, missing4,
-                                   generated=time.strftime("%Y-%m-%d %H:%M:%S"))
+                                   generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+                                   splits={d: SPLITS[d] for d in results})
         with written(self.output()) as tmp:
             Path(tmp).write_text(text)
 

@@ -196,7 +196,9 @@ class evaluate(luigi.Config):
 
 class fusion(luigi.Config):
     """Table 4: external per-video score files (CSV, see pipeline/fusion.py) and the exponents
-    of the weighted product; an empty path leaves that row of Table 4 out."""
+    of the weighted product; an empty path leaves that row of Table 4 out. A path may hold
+    {dataset} and {split}, e.g. ``scores/idt_{dataset}_split{split}.csv``, for runs over
+    several datasets or splits."""
 
     idt = luigi.Parameter(default="")
     objects = luigi.Parameter(default="")

@@ -112,15 +112,20 @@ def classification_tables(results: dict) -> dict[str, pd.DataFrame]:
 def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str, float],
                  localization: dict[str, dict[str, pd.DataFrame]], figures: dict[str, str],
                  times: dict[str, float], skipped: dict[str, str], table4_missing: str | None,
-                 generated: str) -> str:
+                 generated: str, splits: dict[str, tuple[int, ...]] | None = None) -> str:
     """report.md: Tables 1-4 and Fig. 4 with our figures beside the paper's, each labelled with
-    the dataset it was measured on, the time per stage and the skipped videos."""
+    the dataset it was measured on, the time per stage and the skipped videos. ``splits``
+    names the splits whose mean a dataset's accuracies are (HMDB51: 1, 2, 3)."""
     lines = [f"# VideoLSTM reproduction: profile {profile}", "", f"Generated {generated}.",
              "Accuracies in %. \"ours\" is measured on the dataset in the row; the paper's "
              "columns are its published UCF101 / HMDB51 numbers, for comparison only.", ""]
     if chance:
         lines += ["Chance level: " + ", ".join(f"{d} {100 * c:.1f}%"
                                                for d, c in chance.items()) + ".", ""]
+    for dataset, numbers in (splits or {}).items():
+        if len(numbers) > 1:
+            lines += [f"{dataset}: every accuracy is the mean over its splits "
+                      f"{', '.join(map(str, numbers))} (paper 5.1).", ""]
     titles = {"table1": "Table 1: architectures on appearance and flow (ConvALSTM)",
               "table2": "Table 2: appearance- vs motion-based attention (RGB input)",
               "table3": "Table 3: VideoLSTM, RGB, flow and their product fusion",

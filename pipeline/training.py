@@ -161,6 +161,16 @@ def transfer_except_classifier(source: keras.Model, target: keras.Model) -> None
         layer.set_weights(weights)
 
 
+def checksum_except_classifier(model: keras.Model) -> str:
+    """sha256 of every weight but the final softmax layer's: equal for a model and the one it
+    was initialised from by ``transfer_except_classifier``."""
+    weights = []
+    for layer in model.layers:
+        layer_weights = layer.get_weights()
+        weights += layer_weights[:-2] if layer.name == "head" else layer_weights
+    return cache.array_checksum(weights)
+
+
 class Checkpoints:
     """The last finished epoch's model and the history so far, in a folder that outlives a
     killed run. Each checkpoint is written to a temporary name and renamed."""

@@ -194,20 +194,23 @@ def test_hmdb51_split_without_files(hmdb):
 
 
 def _pyannot():
-    """A pyannot.pkl dict as the public file holds it: x, y, w, h int boxes, 1-based pixels."""
+    """A pyannot.pkl dict with the public file's types: numpy.str_ keys, uint8 labels, uint16
+    numf / sf / ef and uint16 x, y, w, h boxes in 1-based pixels, one of whose x + w (251 +
+    30) overflows uint8."""
     return {
-        "Basketball/v_Basketball_g01_c02": {
-            "label": 0, "numf": 40,
-            "annotations": [{"label": 0, "sf": 3, "ef": 6, "boxes": np.array(
-                [[11, 21, 30, 40], [12, 21, 30, 41], [13, 22, 31, 41]], dtype=np.int32)}],
+        np.str_("Basketball/v_Basketball_g01_c02"): {
+            "label": np.uint8(0), "numf": np.uint16(40),
+            "annotations": [{"label": np.uint8(0), "sf": np.uint16(3), "ef": np.uint16(6),
+                             "boxes": np.array([[11, 21, 30, 40], [12, 21, 30, 41],
+                                                [251, 22, 30, 41]], dtype=np.uint16)}],
         },
-        "BasketballDunk/v_BasketballDunk_g11_c04": {
-            "label": 1, "numf": 25,
+        np.str_("BasketballDunk/v_BasketballDunk_g11_c04"): {
+            "label": np.uint8(1), "numf": np.uint16(25),
             "annotations": [
-                {"label": 1, "sf": 0, "ef": 2,
-                 "boxes": np.array([[1, 1, 5, 6], [2, 1, 5, 6]], dtype=np.int32)},
-                {"label": 1, "sf": 10, "ef": 11,
-                 "boxes": np.array([[50, 60, 7, 8]], dtype=np.int32)},
+                {"label": np.uint8(1), "sf": np.uint16(0), "ef": np.uint16(2),
+                 "boxes": np.array([[1, 1, 5, 6], [2, 1, 5, 6]], dtype=np.uint16)},
+                {"label": np.uint8(1), "sf": np.uint16(10), "ef": np.uint16(11),
+                 "boxes": np.array([[50, 60, 7, 8]], dtype=np.uint16)},
             ],
         },
     }
@@ -227,7 +230,7 @@ def test_read_annotations_converts_to_zero_based_corners(tmp_path, protocol):
     assert tube["start"] == 3 and tube["boxes"].dtype == np.float32
     # x1 = x - 1, y1 = y - 1, x2 = x1 + w, y2 = y1 + h
     np.testing.assert_array_equal(tube["boxes"][0], [10, 20, 40, 60])
-    np.testing.assert_array_equal(tube["boxes"][2], [12, 21, 43, 62])
+    np.testing.assert_array_equal(tube["boxes"][2], [250, 21, 280, 62])
     dunk = tubes["v_BasketballDunk_g11_c04"]
     assert [t["start"] for t in dunk] == [0, 10]
     np.testing.assert_array_equal(dunk[1]["boxes"], [[49, 59, 56, 67]])
@@ -251,10 +254,13 @@ def test_write_annotations_round_trips_through_the_public_format(tmp_path):
                                labels={key: 3}, numf={key: 9})
     with open(path, "rb") as f:
         raw = pickle.load(f)
+    assert all(type(k) is np.str_ for k in raw)
     entry = raw[key]
     assert entry["label"] == 3 and entry["numf"] == 9
+    assert (type(entry["label"]), type(entry["numf"])) == (np.uint8, np.uint16)
     (ann,) = entry["annotations"]
     assert (ann["sf"], ann["ef"], ann["label"]) == (2, 4, 3)
+    assert ann["boxes"].dtype == np.uint16
     np.testing.assert_array_equal(ann["boxes"], [[5, 6, 16, 26], [6, 6, 16, 26]])
     (tube,) = thumos13.read_annotations(path)["v_Bounce_g01_c01"]
     np.testing.assert_array_equal(tube["boxes"], np.rint(boxes))

@@ -131,7 +131,9 @@ def write_annotations(
 ):
     """Write tubes (0-based x1, y1, x2, y2 boxes) in the pyannot.pkl format read above.
 
-    Keys are "Class/video"; boxes are rounded to whole pixels, as the public file holds them.
+    Keys are "Class/video"; boxes are rounded to whole pixels. The values have the public
+    file's types: numpy.str_ keys, uint8 labels, uint16 frame numbers and uint16 boxes (whose
+    x + w a reader must not add in uint8).
     """
     path = Path(path)
     data = {}
@@ -142,9 +144,11 @@ def write_annotations(
             x1y1x2y2 = np.rint(corners).astype(np.int32)
             xywh = np.concatenate([x1y1x2y2[:, :2] + 1, x1y1x2y2[:, 2:] - x1y1x2y2[:, :2]], axis=1)
             start = int(tube["start"])
-            annotations.append({"label": int(labels[key]), "sf": start, "ef": start + len(xywh),
-                                "boxes": xywh})
-        data[key] = {"label": int(labels[key]), "numf": int(numf[key]), "annotations": annotations}
+            annotations.append({"label": np.uint8(labels[key]), "sf": np.uint16(start),
+                                "ef": np.uint16(start + len(xywh)),
+                                "boxes": xywh.astype(np.uint16)})
+        data[np.str_(key)] = {"label": np.uint8(labels[key]), "numf": np.uint16(numf[key]),
+                              "annotations": annotations}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
