@@ -85,7 +85,7 @@ def dataset_identity(dataset: str) -> str:
     folders are left out, so machines mounting one dataset at other paths share a cache."""
     params = {"name": dataset, "splits": list(SPLITS[dataset])}
     if dataset == "synthetic":
-        params["spec"] = GenerateSynthetic().spec().__dict__
+        params["spec"] = GenerateSynthetic().identity()
     return cache.short_hash(cache.describe("dataset", params))
 
 
@@ -143,8 +143,13 @@ class GenerateSynthetic(luigi.Task):
                              width=section.width, height=section.height, seed=section.seed,
                              context=section.context)
 
+    def identity(self) -> dict:
+        """What the generated videos depend on: the spec and the generator's version."""
+        from pipeline.datasets.synthetic import GENERATOR_VERSION
+        return {**self.spec().__dict__, "generator_version": GENERATOR_VERSION}
+
     def root(self) -> Path:
-        spec_hash = cache.short_hash(cache.describe("synthetic", self.spec().__dict__))
+        spec_hash = cache.short_hash(cache.describe("synthetic", self.identity()))
         return config.paths().folder("data") / f"synthetic-{spec_hash}"
 
     def output(self):
@@ -459,11 +464,13 @@ class TrainModel(ModelTask):
         from pipeline import training
         section = config.train().validate()
         manifest = self.manifest()
-        train = manifest[manifest["split"] == "train"]
         with self.source() as source:
-            usable = [v in source.videos_cached() for v in train["video_id"]]
-            videos, labels = (list(train["video_id"][usable]),
-                              [int(x) for x in train["label_index"][usable]])
+            cached = source.videos_cached()
+            (videos, labels), (test_videos, test_labels) = (
+                (list(part["video_id"]), [int(x) for x in part["label_index"]])
+                for part in (manifest[(manifest["split"] == split)
+                                      & manifest["video_id"].isin(cached)]
+                             for split in ("train", "test")))
             shapes = source.shapes()
             keras.utils.set_random_seed(config.run().seed)
             model = build_model(self.arch, int(manifest["label_index"].max()) + 1,
@@ -494,7 +501,9 @@ class TrainModel(ModelTask):
                 model, history = training.train(
                     model, epoch_data, section.epochs, checkpoints, config.run().seed,
                     Path(tmp) / "logs", lambda epoch, row: self.report_progress(
-                        100.0 * (epoch + 1) / section.epochs, f"epoch {epoch + 1}: {row}"))
+                        100.0 * (epoch + 1) / section.epochs, f"epoch {epoch + 1}: {row}"),
+                    lambda trained: training.held_out_accuracy(
+                        trained, source, test_videos, test_labels, section.snippet))
                 model.save(Path(tmp) / "model.keras")
                 training.write_history(history, Path(tmp) / "history.csv")
                 report.write_json(Path(tmp) / "model.json", {

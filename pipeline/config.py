@@ -66,7 +66,7 @@ class synthetic(luigi.Config):
     width = luigi.IntParameter(default=160)
     height = luigi.IntParameter(default=120)
     seed = luigi.IntParameter(default=0)
-    context = luigi.FloatParameter(default=0.5)
+    context = luigi.FloatParameter(default=0.0)
 
 
 class ucf101(luigi.Config):

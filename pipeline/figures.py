@@ -15,6 +15,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipeline.scoring import HELD_OUT
+
 PREDICTED_RGB = (0, 255, 0)
 TRUTH_RGB = (255, 255, 0)
 HEAT_OPACITY = 0.5
@@ -162,10 +164,12 @@ def _iou_plot(curves, thresholds, path, title, ylabel):
 
 
 def training_curves(histories, path):
-    """Training loss per epoch, one small panel per model; validation loss dashed when present.
+    """Training loss per epoch, one small panel per model, and, on a second axis, the
+    per-epoch accuracy on the held-out test split when the history has it (shown to judge
+    transfer, never used to pick a model or an epoch).
 
-    histories {model name: DataFrame with columns "epoch" and "loss" (optionally "val_loss")},
-    as written by the training stage.
+    histories {model name: DataFrame with columns "epoch" and "loss" (optionally
+    "heldout_test_accuracy")}, as written by the training stage.
     """
     if not histories:
         raise ValueError(f"no training histories to plot for {path}")
@@ -179,11 +183,16 @@ def training_curves(histories, path):
     axes = figure.subplots(rows, columns, squeeze=False)
     for ax, (name, history) in zip(axes.ravel(), histories.items()):
         history = history.sort_values("epoch")
-        ax.plot(history["epoch"], history["loss"], marker="o", markersize=3, label="train")
-        if "val_loss" in history.columns:
-            ax.plot(history["epoch"], history["val_loss"], marker="o", markersize=3,
-                    linestyle="--", label="validation")
-            ax.legend(fontsize=7)
+        lines = ax.plot(history["epoch"], history["loss"], marker="o", markersize=3,
+                        label="training loss")
+        if HELD_OUT in history.columns:
+            accuracy = ax.twinx()
+            lines += accuracy.plot(history["epoch"], history[HELD_OUT], marker="s",
+                                   markersize=3, linestyle="--", color="tab:orange",
+                                   label="held-out test accuracy (not used to select)")
+            accuracy.set_ylim(0, 1)
+            accuracy.set_ylabel("accuracy", fontsize=8)
+            ax.legend(lines, [line.get_label() for line in lines], fontsize=6)
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss")

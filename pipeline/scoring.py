@@ -13,6 +13,9 @@ import pandas as pd
 
 VIDEO_ID = "video_id"
 LABEL = "label"
+HELD_OUT = "heldout_test_accuracy"
+"""Training-history column of the per-epoch accuracy on the test split: shown, never used to
+pick a model or an epoch."""
 
 
 def video_scores(frame_scores):

@@ -200,11 +200,29 @@ class Checkpoints:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def held_out_accuracy(model: keras.Model, source: FeatureSource, videos: list[str],
+                      labels: list[int], length: int, batch: int = 32) -> float:
+    """Accuracy on held-out videos from one centred ``length``-frame window each (frame scores
+    summed): a cheap per-epoch curve of how training transfers, not the paper's evaluation."""
+    correct = 0
+    for start in range(0, len(videos), batch):
+        chosen = videos[start:start + batch]
+        windows = [sampling.segment_indices(source.length(v), 1, length)[0] for v in chosen]
+        snippets = [source.frames(v, w) for v, w in zip(chosen, windows)]
+        inputs = {name: np.stack([s[name] for s in snippets]) for name in snippets[0]}
+        scores = np.asarray(model.predict_on_batch(inputs)["scores"]).sum(axis=1)
+        correct += int((scores.argmax(axis=1) == np.asarray(labels[start:start + batch])).sum())
+    return correct / len(videos)
+
+
 def train(model: keras.Model, epoch_data: Callable[[int], tf.data.Dataset], epochs: int,
           checkpoints: Checkpoints, seed: int, log_dir: str | Path | None = None,
-          on_epoch: Callable[[int, dict], None] | None = None) -> tuple[keras.Model, list[dict]]:
+          on_epoch: Callable[[int, dict], None] | None = None,
+          held_out: Callable[[keras.Model], float] | None = None
+          ) -> tuple[keras.Model, list[dict]]:
     """Train for ``epochs`` epochs, resuming after the last checkpointed one. Returns the
-    trained model (the resumed one when resuming) and one history row per epoch."""
+    trained model (the resumed one when resuming) and one history row per epoch; ``held_out``
+    adds the epoch's held-out accuracy to its row (it never changes the training)."""
     resumed, first, history = checkpoints.load()
     model = resumed or model
     callbacks = [keras.callbacks.TensorBoard(str(log_dir))] if log_dir else []
@@ -215,6 +233,8 @@ def train(model: keras.Model, epoch_data: Callable[[int], tf.data.Dataset], epoc
                         callbacks=callbacks)
         row = {"epoch": epoch, "seconds": round(time.perf_counter() - start, 3)}
         row.update({key: float(values[-1]) for key, values in fit.history.items()})
+        if held_out:
+            row[scoring.HELD_OUT] = round(held_out(model), 4)
         history.append(row)
         checkpoints.save(model, epoch, history)
         if on_epoch:

@@ -162,3 +162,32 @@ def test_feature_statistics_are_per_channel_over_sampled_frames(shards):
     values = sample.reshape(-1, 5).astype(np.float64)
     np.testing.assert_allclose(mean, values.mean(0), rtol=1e-6)
     np.testing.assert_allclose(variance, values.var(0), rtol=1e-6)
+
+
+def test_held_out_accuracy_scores_one_centred_window_per_video(shards):
+    """The label-carrying channel of the fixture's features decides a 'model' that sums it per
+    class: every video is right with its own labels and wrong with the labels swapped."""
+    paths, descriptions, videos = shards
+    inputs = keras.Input((None, 3, 3, 5), name="features")
+    channel_means = keras.layers.Lambda(lambda x: keras.ops.mean(x, axis=(2, 3)))(inputs)
+    scores = keras.layers.Softmax()(channel_means[..., :2] * 10)
+    model = keras.Model({"features": inputs}, {"scores": scores})
+    ids = [v for v in videos]
+    labels = [videos[v][1] for v in ids]
+    with training.FeatureSource(paths, descriptions,
+                                training.ModelInputs("rgb", "pool5", False)) as source:
+        assert training.held_out_accuracy(model, source, ids, labels, 5, batch=4) == 1.0
+        swapped = [1 - label for label in labels]
+        assert training.held_out_accuracy(model, source, ids, swapped, 5, batch=4) == 0.0
+        half = labels[:3] + swapped[3:]
+        assert training.held_out_accuracy(model, source, ids, half, 5, batch=4) == 0.5
+
+
+def test_checksum_except_classifier_ignores_the_softmax_only():
+    source = build_model("lstm", 5, (45,), SIZES)
+    target = build_model("lstm", 3, (45,), SIZES)
+    assert training.checksum_except_classifier(source) != training.checksum_except_classifier(
+        target)
+    training.transfer_except_classifier(source, target)
+    assert training.checksum_except_classifier(source) == training.checksum_except_classifier(
+        target)

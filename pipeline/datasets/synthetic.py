@@ -1,15 +1,22 @@
 """Deterministic synthetic action dataset, written in UCF101's own on-disk layout.
 
-Each video shows one ACTOR among 2-4 look-alike DISTRACTORS on a textured background that
-pans slowly. The class is the actor's motion pattern (trajectory shape and direction), faster
-and more coherent than the distractors' slow drift; a single frame cannot tell the actor apart.
-With probability `context` the background uses the class's own palette and stripes, otherwise
-another class's, so appearance is partly informative and motion is needed to do well.
+Built on the paper's premise: an actor in clutter, where motion tells *where* the action is
+and appearance and motion together tell *what* it is. A class is a pair (look, motion): the
+actor wears one of four looks (a colour) and performs one of three motions (a horizontal
+swing, a vertical bounce, a circle). Each video also shows two static or slowly drifting
+distractors wearing the looks of other classes, all three objects of one size and shape, on a
+textured background that pans slowly; so a single frame cannot tell which object acts, flow
+alone cannot tell the actor's look, and RGB must know where to look. The actor spans about
+two fifths of the frame's width and height, at least 2 x 2 cells of a 5 x 5 attention grid.
+With probability `context` the background uses the class's own palette (a scene cue).
+
+Classes are numbered motion-major: class k is motion k // 4 with look k % 4, so the default
+8 classes are the 4 looks x 2 motions.
 
 Layout under `root`: `UCF-101/<Class>/v_<Class>_gGG_cCC.avi`, `ucfTrainTestlist/classInd.txt`,
 `trainlist0N.txt` and `testlist0N.txt` (N = 1..3, rotating which groups are test, as UCF101
-does), `annotations/pyannot.pkl` (the THUMOS13 reader's format: one tube per video over the
-frames where the actor is visible) and `synthetic.json` (the spec).
+does), `annotations/pyannot.pkl` (the UCF101-24 format: one tube per video, every frame) and
+`synthetic.json` (the spec and the generator version).
 """
 
 from __future__ import annotations
@@ -30,18 +37,26 @@ import numpy as np
 from pipeline.datasets.thumos13 import write_annotations
 from pipeline.video import write_video
 
-CLASS_NAMES = (
-    "MoveRight", "MoveLeft", "MoveUp", "MoveDown", "CircleClockwise", "CircleCounter",
-    "ZigZag", "Bounce", "DiagonalDown", "DiagonalUp", "Shake", "Swing",
-)
+LOOKS = {"Red": 0.0, "Yellow": 0.15, "Green": 0.35, "Blue": 0.62}
+"""The actor's looks and their hues."""
+MOTIONS = ("Swing", "Bounce", "Circle")
+CLASS_NAMES = tuple(f"{look}{motion}" for motion in MOTIONS for look in LOOKS)
 VIDEOS_DIR = "UCF-101"
 SPLITS_DIR = "ucfTrainTestlist"
 ANNOTATIONS_FILE = "annotations/pyannot.pkl"
 SPEC_FILE = "synthetic.json"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+"""Bumped whenever the same spec would render other videos: it is part of the dataset's
+identity, so caches made from an older generator are never reused."""
 N_SPLITS = 3
-_LINEAR = {"MoveRight", "MoveLeft", "MoveUp", "MoveDown", "DiagonalDown", "DiagonalUp"}
-_VISIBLE_FRACTION = 0.25
+DISTRACTORS = 2
+SIZE = 0.2
+"""Half-size of every object as a fraction of the frame's width and height."""
+
+
+def class_look_motion(class_index: int) -> tuple[str, str]:
+    """The (look, motion) pair of a class."""
+    return list(LOOKS)[class_index % len(LOOKS)], MOTIONS[class_index // len(LOOKS)]
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class SyntheticSpec:
     width: int = 160
     height: int = 120
     seed: int = 0
-    context: float = 0.5
+    context: float = 0.0
 
     def __post_init__(self):
         minimum = {"classes": 2, "train_per_class": 1, "test_per_class": 1, "frames": 2,
@@ -97,7 +112,7 @@ class SyntheticSpec:
 
 
 def video_stem(class_name: str, group: int, clip: int) -> str:
-    """UCF101 file stem for 0-based group and clip numbers, e.g. v_MoveLeft_g01_c02."""
+    """UCF101 file stem for 0-based group and clip numbers, e.g. v_RedSwing_g01_c02."""
     return f"v_{class_name}_g{group + 1:02d}_c{clip + 1:02d}"
 
 
@@ -119,7 +134,7 @@ def _background(spec: SyntheticSpec, palette: int, pad: int,
     along = xx * math.cos(angle) + yy * math.sin(angle)
     stripes = 0.5 + 0.5 * np.sin(2 * math.pi * along / period + phase)
     weight = (0.5 * noise + 0.5 * stripes)[..., None]
-    return _hsv(hue, 0.45, 0.75) * (1 - weight) + _hsv(hue + 0.1, 0.7, 0.35) * weight
+    return _hsv(hue, 0.3, 0.7) * (1 - weight) + _hsv(hue + 0.1, 0.5, 0.35) * weight
 
 
 def _cycles(rng: np.random.Generator, low: float, high: float, frames: int) -> float:
@@ -127,81 +142,68 @@ def _cycles(rng: np.random.Generator, low: float, high: float, frames: int) -> f
     return min(rng.uniform(low, high), (frames - 1) / 6)
 
 
-def _actor_path(name: str, spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
-    """(T, 2) actor centre offsets in pixels, before placement, for class `name`."""
-    w, h, t = spec.width, spec.height, spec.frames
-    u = np.linspace(0.0, 1.0, t)
+def _actor_path(motion: str, spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
+    """(T, 2) actor centre offsets in pixels, before placement: a horizontal swing, a vertical
+    bounce, or a clockwise circle (on screen, y down), with random amplitude, period and phase."""
+    u = np.linspace(0.0, 1.0, spec.frames)
     s = rng.uniform(0.8, 1.2)
-    phase = rng.uniform(0, 2 * math.pi)
-    if name in _LINEAR:
-        dx, dy = {"MoveRight": (0.6 * w, 0), "MoveLeft": (-0.6 * w, 0), "MoveUp": (0, -0.6 * h),
-                  "MoveDown": (0, 0.6 * h), "DiagonalDown": (0.5 * w, 0.5 * h),
-                  "DiagonalUp": (0.5 * w, -0.5 * h)}[name]
-        return np.stack([s * dx * u, s * dy * u], axis=1)
-    if name in ("CircleClockwise", "CircleCounter"):
-        sign = 1 if name == "CircleClockwise" else -1
-        theta = phase + sign * 2 * math.pi * _cycles(rng, 1.0, 1.5, t) * u
-        radius = s * 0.28 * min(w, h)
-        return np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
-    if name == "ZigZag":
-        x = rng.uniform(-0.5, 0.5) + _cycles(rng, 2.0, 3.0, t) * u
-        triangle = 4 * np.abs(x - np.floor(x + 0.5)) - 1
-        return np.stack([rng.choice([-1, 1]) * s * 0.5 * w * u, 0.25 * h * triangle], axis=1)
-    if name == "Bounce":
-        bounces = 2 * _cycles(rng, 1.0, 1.5, t)
-        y = -s * 0.45 * h * np.abs(np.sin(math.pi * bounces * u + phase))
-        return np.stack([rng.uniform(-0.1, 0.1) * w * u, y], axis=1)
-    if name == "Shake":
-        x = s * 0.1 * w * np.sin(2 * math.pi * _cycles(rng, 4.0, 6.0, t) * u + phase)
-        return np.stack([x, np.zeros_like(u)], axis=1)
-    # Swing: a pendulum arc below a pivot
-    alpha = 0.7 * np.sin(2 * math.pi * _cycles(rng, 1.5, 2.5, t) * u + phase)
-    length = s * 0.5 * h
-    return np.stack([length * np.sin(alpha), length * np.cos(alpha)], axis=1)
+    angle = rng.uniform(0, 2 * math.pi) + 2 * math.pi * _cycles(rng, 1.0, 1.5, spec.frames) * u
+    if motion == "Swing":
+        return np.stack([s * 0.2 * spec.width * np.sin(angle), np.zeros_like(u)], axis=1)
+    if motion == "Bounce":
+        return np.stack([np.zeros_like(u), s * 0.2 * spec.height * np.sin(angle)], axis=1)
+    radius = s * 0.18 * min(spec.width, spec.height)
+    return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
 
 
 def _drift_path(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
-    """(T, 2) distractor offsets: a slow straight drift plus a small slow wobble."""
+    """(T, 2) distractor offsets: static or a slow straight drift, plus a small slow wobble."""
     u = np.linspace(0.0, 1.0, spec.frames)[:, None]
     scale = min(spec.width, spec.height)
     direction = rng.uniform(0, 2 * math.pi, size=2)
     heading = np.array([math.cos(direction[0]), math.sin(direction[0])])
-    drift = rng.uniform(0, 0.12) * scale * heading
+    drift = rng.choice([0.0, rng.uniform(0.05, 0.12)]) * scale * heading
     wobble = rng.uniform(0.5, 1.5) * 0.01 * scale * np.stack(
         [np.cos(2 * math.pi * rng.uniform(0.5, 1.5) * u[:, 0] + direction[1]),
          np.sin(2 * math.pi * rng.uniform(0.5, 1.5) * u[:, 0] + direction[1])], axis=1)
     return drift * u + wobble
 
 
-def _place(path: np.ndarray, margin: float, keep: float, at_end: bool, spec: SyntheticSpec,
+def _place(path: np.ndarray, half: np.ndarray, spec: SyntheticSpec,
            rng: np.random.Generator) -> np.ndarray:
-    """Scale and shift `path` so a `keep` fraction of it, its first frames or (`at_end`) its last,
-    stays `margin` inside the frame; the rest may leave it."""
-    k = max(1, math.ceil(keep * len(path)))
-    window = slice(len(path) - k, None) if at_end else slice(0, k)
-    size = np.array([spec.width, spec.height])
-    span = path[window].max(0) - path[window].min(0)
-    path = path * min(1.0, float(np.min((size - 2 * margin) / np.maximum(span, 1e-9))))
-    low, high = margin - path[window].min(0), size - margin - path[window].max(0)
+    """Shift (and, if it cannot fit, shrink) ``path`` so an object of half-sizes ``half``
+    stays inside the frame in every frame."""
+    size = np.array([spec.width, spec.height], dtype=np.float64)
+    room = size - 2 * half
+    span = path.max(0) - path.min(0)
+    path = path * min(1.0, float(np.min(room / np.maximum(span, 1e-9))))
+    low, high = half - path.min(0), size - half - path.max(0)
     return path + rng.uniform(low, np.maximum(low, high))
 
 
-_ANGLES = np.linspace(0, 2 * math.pi, 24, endpoint=False)
-_UNIT_SHAPES = {
-    "ellipse": np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1),
-    "box": np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64),
-    "diamond": np.array([[0, -1], [1, 0], [0, 1], [-1, 0]], dtype=np.float64),
-}
+_ANGLES = np.linspace(0, 2 * math.pi, 32, endpoint=False)
+_CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
 
 
-def _blob(spec: SyntheticSpec, rng: np.random.Generator) -> dict:
-    """A blob's look: shape, half-sizes, rotation and colour, one distribution for all blobs."""
-    radius = min(spec.width, spec.height) * rng.uniform(0.07, 0.1)
-    angle = rng.uniform(0, math.pi)
-    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
-    outline = _UNIT_SHAPES[rng.choice(list(_UNIT_SHAPES))] * radius * rng.uniform(0.8, 1.25, size=2)
-    color = _hsv(rng.uniform(), rng.uniform(0.8, 1.0), rng.uniform(0.85, 1.0))
-    return {"outline": outline @ rotation.T, "color": color, "inner": 0.45 * color}
+def _blob(look: str, spec: SyntheticSpec, rng: np.random.Generator) -> dict:
+    """An object: an ellipse of the common size with the look's colour and a darker core."""
+    half = SIZE * np.array([spec.width, spec.height]) * rng.uniform(0.9, 1.1, size=2)
+    color = _hsv(LOOKS[look] + rng.uniform(-0.02, 0.02), rng.uniform(0.85, 1.0),
+                 rng.uniform(0.85, 1.0))
+    return {"half": half, "outline": _CIRCLE * half, "color": color, "inner": 0.45 * color}
+
+
+_PLACEMENT_TRIES = 8
+
+
+def _overlap(centres: np.ndarray, blob: dict, placed: list[dict]) -> float:
+    """Mean over frames of the area a blob at ``centres`` shares with blobs already placed:
+    distractors are placed where they hide the others least (they still touch them often)."""
+    total = 0.0
+    for other in placed:
+        reach = blob["half"] + other["half"] - np.abs(centres - other["centres"])
+        total += float(np.clip(reach, 0, None).prod(axis=1).mean())
+    return total
 
 
 def _fill(img: np.ndarray, points: np.ndarray, color: np.ndarray):
@@ -209,14 +211,10 @@ def _fill(img: np.ndarray, points: np.ndarray, color: np.ndarray):
     cv2.fillPoly(img, [fixed], color.tolist(), lineType=cv2.LINE_AA, shift=4)
 
 
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
-
-
 def render_video(spec: SyntheticSpec, class_index: int, rng: np.random.Generator):
-    """Frames (T, H, W, 3) uint8 RGB and the actor's (T, 4) x1, y1, x2, y2 boxes clipped to the
-    frame, with a (T,) flag marking frames where at least a quarter of its box is in view."""
-    name = CLASS_NAMES[class_index]
+    """Frames (T, H, W, 3) uint8 RGB and the actor's (T, 4) x1, y1, x2, y2 boxes (the actor
+    stays wholly inside the frame)."""
+    look, motion = class_look_motion(class_index)
     others = [k for k in range(spec.classes) if k != class_index]
     palette = class_index if rng.random() < spec.context else int(rng.choice(others))
     pan_speed = rng.uniform(0.002, 0.005) * spec.width
@@ -226,17 +224,14 @@ def render_video(spec: SyntheticSpec, class_index: int, rng: np.random.Generator
     heading = np.array([math.cos(pan_angle), math.sin(pan_angle)])
     pan = pan_speed * np.arange(spec.frames)[:, None] * heading
 
-    blobs = [_blob(spec, rng) for _ in range(1 + rng.integers(2, 5))]
-    for i, blob in enumerate(blobs):
-        margin = float(np.abs(blob["outline"]).max()) + 1
-        if i == 0:
-            # only straight movers may leave the frame: their visible frames stay contiguous
-            linear = name in _LINEAR
-            keep = rng.uniform(0.5, 1.0) if linear else 1.0
-            at_end = linear and bool(rng.integers(2))
-            blob["centres"] = _place(_actor_path(name, spec, rng), margin, keep, at_end, spec, rng)
-        else:
-            blob["centres"] = _place(_drift_path(spec, rng), margin, 1.0, False, spec, rng)
+    other_looks = [name for name in LOOKS if name != look]
+    looks = [look, *rng.choice(other_looks, size=DISTRACTORS, replace=False)]
+    blobs = [_blob(str(name), spec, rng) for name in looks]
+    blobs[0]["centres"] = _place(_actor_path(motion, spec, rng), blobs[0]["half"] + 1, spec, rng)
+    for i, blob in enumerate(blobs[1:], start=1):
+        path = _drift_path(spec, rng)
+        tries = [_place(path, blob["half"] + 1, spec, rng) for _ in range(_PLACEMENT_TRIES)]
+        blob["centres"] = min(tries, key=lambda centres: _overlap(centres, blob, blobs[:i]))
     order = rng.permutation(len(blobs))
 
     frames = np.empty((spec.frames, spec.height, spec.width, 3), dtype=np.uint8)
@@ -246,17 +241,15 @@ def render_video(spec: SyntheticSpec, class_index: int, rng: np.random.Generator
                                  (centre[0] + pan[t, 0], centre[1] + pan[t, 1]))
         img = np.clip(view, 0, 255).astype(np.uint8)
         for i in order:
-            points = blobs[i]["outline"] + blobs[i]["centres"][t]
-            _fill(img, points, blobs[i]["color"])
+            _fill(img, blobs[i]["outline"] + blobs[i]["centres"][t], blobs[i]["color"])
             _fill(img, 0.5 * blobs[i]["outline"] + blobs[i]["centres"][t], blobs[i]["inner"])
         frames[t] = img
 
-    actor = blobs[0]["outline"][None] + blobs[0]["centres"][:, None]
-    full = np.concatenate([np.floor(actor.min(1)), np.ceil(actor.max(1))], axis=1)
+    actor = blobs[0]["centres"]
+    boxes = np.concatenate([np.floor(actor - blobs[0]["half"]),
+                            np.ceil(actor + blobs[0]["half"])], axis=1)
     limit = np.array([spec.width, spec.height] * 2, dtype=np.float64)
-    boxes = np.clip(full, 0, limit)
-    visible = _area(boxes) >= _VISIBLE_FRACTION * _area(full)
-    return frames, boxes.astype(np.float32), visible
+    return frames, np.clip(boxes, 0, limit).astype(np.float32)
 
 
 def _write_dataset(root: Path, spec: SyntheticSpec):
@@ -270,13 +263,11 @@ def _write_dataset(root: Path, spec: SyntheticSpec):
         for group in range(spec.groups):
             for clip in range(spec.clips_per_group):
                 rng = np.random.default_rng([spec.seed, k, group, clip])
-                frames, boxes, visible = render_video(spec, k, rng)
+                frames, boxes = render_video(spec, k, rng)
                 stem = video_stem(name, group, clip)
                 write_video(videos / name / f"{stem}.avi", frames)
-                shown = np.flatnonzero(visible)  # contiguous: only straight movers leave
-                start, end = int(shown[0]), int(shown[-1]) + 1
                 key = f"{name}/{stem}"
-                tubes[key] = [{"start": start, "boxes": boxes[start:end]}]
+                tubes[key] = [{"start": 0, "boxes": boxes}]
                 labels[key], numf[key] = k, spec.frames
     write_annotations(root / ANNOTATIONS_FILE, tubes, labels, numf)
 
