@@ -83,11 +83,12 @@ def tube_iou(tube_a, tube_b):
 
 
 def average_precision(scores, is_true_positive, n_positives):
-    """Non-interpolated average precision of a ranked list.
+    """All-point interpolated average precision of a ranked list (PASCAL VOC 2010+).
 
-    Detections are ranked by descending score (ties keep input order); AP is the sum of the
-    precision at the rank of each true positive divided by n_positives, so positives that
-    no detection found contribute 0 (no precision interpolation, no 11-point sampling).
+    As xVOCap in the UCF101-24 evaluator of gurkirt/corrected-UCF101-Annots: detections are
+    ranked by descending score (ties keep input order), recall = cumsum(tp) / n_positives, the
+    precision is made non-increasing from the right, and AP is the area under that recall-
+    precision step curve, so positives no detection found contribute 0.
     """
     scores = np.asarray(scores, dtype=np.float64).ravel()
     hits = np.asarray(is_true_positive, dtype=bool).ravel()
@@ -97,9 +98,11 @@ def average_precision(scores, is_true_positive, n_positives):
         raise ValueError(f"n_positives must be >= 1, got {n_positives}")
     if hits.sum() > n_positives:
         raise ValueError(f"{hits.sum()} true positives exceed n_positives = {n_positives}")
-    ranked = hits[np.argsort(-scores, kind="stable")]
-    precision = np.cumsum(ranked) / np.arange(1, ranked.size + 1)
-    return float(precision[ranked].sum() / n_positives)
+    true_positives = np.cumsum(hits[np.argsort(-scores, kind="stable")])
+    precision = true_positives / np.arange(1, true_positives.size + 1)
+    interpolated = np.maximum.accumulate(precision[::-1])[::-1]
+    recall_steps = np.diff(true_positives, prepend=0) / n_positives
+    return float(np.sum(recall_steps * interpolated))
 
 
 def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, GroundTruth],
@@ -111,7 +114,8 @@ def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, Gr
     its ground-truth tubes overlaps it (`tube_iou`) by at least `iou_threshold`. There are as
     many positives as ground-truth tubes of class c; with one detection per video, each
     ground-truth tube can be matched at most once. Videos without a detection miss their
-    positives. Returns (mAP over the classes with at least one ground-truth tube,
+    positives. Equal scores rank by video id (ascending), so the AP does not depend on the
+    mappings' order. Returns (mAP over the classes with at least one ground-truth tube,
     {class: AP}, NaN for classes without one).
     """
     if not 0 <= iou_threshold <= 1:
@@ -121,7 +125,7 @@ def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, Gr
     unknown = [video for video in detections if video not in ground_truth]
     if unknown:
         raise ValueError(f"detections for videos without ground truth: {unknown[:5]}")
-    videos = list(detections)
+    videos = sorted(detections)
     lengths = {np.asarray(detections[v].scores).shape for v in videos}
     if len(lengths) != 1 or len(next(iter(lengths))) != 1:
         raise ValueError(f"detection scores must be vectors of one length, got shapes {lengths}")

@@ -56,12 +56,30 @@ def test_tube_iou_identical_disjoint_and_missing_frames():
     assert tube_iou(Tube(0, np.full((3, 4), np.nan)), Tube(0, np.full((3, 4), np.nan))) == 0.0
 
 
-def test_average_precision_non_interpolated_with_missed_positive():
-    # ranked by score: 0.9 (TP), 0.8 (FP), 0.7 (TP), 0.6 (FP), 0.5 (FP); 3 positives, one never
-    # detected. Precision at the TPs: 1/1 and 2/3; AP = (1 + 2/3 + 0) / 3 = 5/9.
-    scores = [0.7, 0.5, 0.9, 0.6, 0.8]
-    hits = [True, False, True, False, False]
-    assert average_precision(scores, hits, n_positives=3) == pytest.approx(5 / 9)
+def test_average_precision_interpolates_precision_from_the_right():
+    # Ranked FP, TP, TP with 2 positives: precision 0, 1/2, 2/3 at recall 0, 1/2, 1.
+    # VOC all-point: the precision at recall 1/2 is raised to the 2/3 found further down,
+    # AP = 1/2 * 2/3 + 1/2 * 2/3 = 2/3. (Non-interpolated mean of the precision at the TPs:
+    # (1/2 + 2/3) / 2 = 7/12; ACT's trapezoid from (recall 0, precision 1):
+    # 1/2 * (0 * (1 + 0) + 1/2 * (0 + 1/2) + 1/2 * (1/2 + 2/3)) = 5/12.)
+    assert average_precision([0.9, 0.8, 0.7], [False, True, True], n_positives=2) == (
+        pytest.approx(2 / 3))
+
+
+def test_average_precision_with_missed_positive():
+    # By score: 0.9 TP, 0.8 FP, 0.7 FP, 0.6 TP, 0.5 TP; 4 positives, one never detected.
+    # Precision 1, 1/2, 1/3, 1/2, 3/5 at recall 1/4, 1/4, 1/4, 1/2, 3/4; from the right the
+    # running maximum is 1, 3/5, 3/5, 3/5, 3/5. VOC all-point: recall steps 1/4 at ranks 1, 4
+    # and 5, AP = 1/4 * (1 + 3/5 + 3/5) = 0.55. (Non-interpolated: (1 + 1/2 + 3/5) / 4 = 0.525;
+    # ACT's trapezoid: 1/2 * 1/4 * ((1 + 1) + (1/3 + 1/2) + (1/2 + 3/5)) = 0.4917.)
+    scores = [0.6, 0.8, 0.9, 0.5, 0.7]
+    hits = [True, False, True, True, False]
+    assert average_precision(scores, hits, n_positives=4) == pytest.approx(0.55)
+
+
+def test_average_precision_of_no_hit_is_zero():
+    assert average_precision([0.9, 0.1], [False, False], n_positives=3) == 0.0
+    assert average_precision([], [], n_positives=1) == 0.0
 
 
 def test_average_precision_rejects_more_hits_than_positives():
@@ -116,6 +134,21 @@ def test_video_map_matches_each_detection_to_one_gt_tube():
     detections = {"v": Detection(constant_tube(0, 3, box), np.array([1.0]))}
     mean_ap, _ = video_map(detections, ground_truth, classes=[0], iou_threshold=0.5)
     assert mean_ap == pytest.approx(0.5)
+
+
+def test_video_map_breaks_score_ties_by_video_id():
+    # "a" (class 1, a miss for class 0) and "b" (class 0, exact tube) both score 0.5 for class
+    # 0, 1 positive. Ranked by id: a (FP), b (TP): precision 1/2 at recall 1, AP = 1/2 in
+    # either dict order (input order would rank b first for the second one, AP = 1).
+    box = [0, 0, 10, 10]
+    ground_truth = {"a": GroundTruth(1, [constant_tube(0, 2, box)]),
+                    "b": GroundTruth(0, [constant_tube(0, 2, box)])}
+    found = {"a": Detection(constant_tube(0, 2, box), np.array([0.5, 0.5])),
+             "b": Detection(constant_tube(0, 2, box), np.array([0.5, 0.1]))}
+    for order in (["a", "b"], ["b", "a"]):
+        _, per_class = video_map({v: found[v] for v in order},
+                                 {v: ground_truth[v] for v in order}, [0], iou_threshold=0.5)
+        assert per_class[0] == pytest.approx(0.5)
 
 
 def test_video_map_rejects_detection_of_unknown_video():
