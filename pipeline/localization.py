@@ -96,42 +96,45 @@ def chain_boxes(candidates):
     return chained
 
 
-def smooth_boxes(boxes, frac):
-    """Temporal smoothing of each box coordinate by LOWESS (Sec. 4).
+def smooth_boxes(boxes, frac, frame_hw):
+    """Temporal smoothing of each box coordinate by LOWESS (Sec. 4), clipped to the frame.
 
     Locally weighted linear regression (first degree, tricube weights) of each coordinate
     against the frame index, with statsmodels' `lowess` and no robustness iterations
     (it=0), each window holding `frac` of the frames that have a box. NaN rows are left out of
-    the fit and stay NaN; with fewer than 3 boxes the input is returned unchanged.
+    the fit and stay NaN; with fewer than 3 boxes there is no fit. The line can extrapolate
+    past the frame edges near the ends of a track, so x is clipped to [0, W], y to [0, H].
     """
     boxes = np.asarray(boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (T, 4), got {boxes.shape}")
     if not 0 < frac <= 1:
         raise ValueError(f"frac must be in (0, 1], got {frac}")
+    height, width = (int(v) for v in frame_hw)
+    if height < 1 or width < 1:
+        raise ValueError(f"frame_hw must be positive (H, W), got {tuple(frame_hw)}")
     present = np.all(np.isfinite(boxes), axis=1)
-    if present.sum() < 3:
-        return boxes.copy()
-    frames = np.flatnonzero(present).astype(np.float64)
     smoothed = boxes.copy()
-    for k in range(4):
-        smoothed[present, k] = lowess(
-            boxes[present, k], frames, frac=frac, it=0, delta=0.0, return_sorted=False
-        )
-    return smoothed
+    if present.sum() >= 3:
+        frames = np.flatnonzero(present).astype(np.float64)
+        for k in range(4):
+            smoothed[present, k] = lowess(
+                boxes[present, k], frames, frac=frac, it=0, delta=0.0, return_sorted=False
+            )
+    return np.clip(smoothed, 0.0, [width, height, width, height])
 
 
 def localize(attention, frame_hw, theta, sigma, frac, smooth=True):
     """One action tube per video from its attention maps (T, N, N): Sec. 4 end to end.
 
-    Returns (T, 4) boxes, NaN where no frame up to then had a salient region.
+    Returns (T, 4) boxes in the frame, NaN where no frame up to then had a salient region.
     """
     attention = np.asarray(attention)
     if attention.ndim != 3:
         raise ValueError(f"attention must have shape (T, N, N), got {attention.shape}")
     candidates = [candidate_boxes(saliency_map(a, frame_hw, sigma), theta) for a in attention]
     tube = chain_boxes(candidates)
-    return smooth_boxes(tube, frac) if smooth else tube
+    return smooth_boxes(tube, frac, frame_hw) if smooth else tube
 
 
 def tube_scores(frame_scores):
@@ -156,9 +159,10 @@ def write_tube_shard(path, description: dict, videos, run_model, frame_hw, theta
     with cache.ShardWriter(path, description) as writer:
         for row in videos.itertuples():
             scores, attention = run_model(row.video_id)
-            raw = localize(attention, frame_hw(row), theta, sigma, frac, smooth=False)
+            size = frame_hw(row)
+            raw = localize(attention, size, theta, sigma, frac, smooth=False)
             writer.add(row.video_id, {"attention": attention.astype(np.float16), "raw": raw,
-                                      "smooth": smooth_boxes(raw, frac),
+                                      "smooth": smooth_boxes(raw, frac, size),
                                       "scores": tube_scores(scores)},
                        {"label_index": row.label_index})
             progress.advance(row.video_id)

@@ -240,10 +240,11 @@ def predict_video(video_path, predictor: Predictor, out_dir, class_names: Sequen
     """Apply `predictor` to a video and write its results to `out_dir`.
 
     ranking.csv: every class with its tube score (frame scores averaged, Sec. 4), best first.
-    tube.csv: per frame the chained box (Eq. 17) and its LOWESS-smoothed version. overlay.avi:
-    the frames with saliency and smoothed box. Smoothing needs the whole box sequence, so the
-    overlay is made in a second decoding pass over the video, again one frame at a time, from
-    the kept per-frame attention maps (N x N each) rather than a second run of the model.
+    tube.csv: per frame the chained box (Eq. 17) and its LOWESS-smoothed version, clipped to
+    the frame. overlay.avi: the frames with saliency and smoothed box. Smoothing needs the whole
+    box sequence, so the overlay is made in a second decoding pass over the video, again one
+    frame at a time, from the kept per-frame attention maps (N x N each) rather than a second
+    run of the model.
     Returns {"top_class", "score", "frames"}.
     """
     n_classes = predictor.model.output["scores"].shape[-1]
@@ -263,7 +264,8 @@ def predict_video(video_path, predictor: Predictor, out_dir, class_names: Sequen
     ranking = pd.DataFrame({"class": [class_names[i] for i in order], "score": tube_score[order]})
     _write_replacing(out_dir / "ranking.csv", lambda p: ranking.to_csv(p, index=False))
     raw = np.stack(boxes)
-    smooth = localization.smooth_boxes(raw, predictor.frac)
+    frame_hw = next(iter_frames(video_path)).shape[:2]
+    smooth = localization.smooth_boxes(raw, predictor.frac, frame_hw)
     tube = pd.concat([pd.DataFrame({"frame": np.arange(len(raw))}),
                       pd.DataFrame(raw, columns=BOX_COLUMNS),
                       pd.DataFrame(smooth, columns=SMOOTH_COLUMNS)], axis=1)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from statsmodels.nonparametric.smoothers_lowess import lowess
 
 from pipeline.localization import (
     candidate_boxes,
@@ -83,6 +84,9 @@ def test_chain_starts_with_first_candidate_and_holds_through_gaps():
     np.testing.assert_array_equal(chained[1:], [[5, 5, 9, 9], [5, 5, 9, 9], [5, 5, 8, 9]])
 
 
+FRAME_HW = (120, 160)
+
+
 def linear_track(n_frames):
     t = np.arange(n_frames, dtype=float)
     return np.stack([2 * t + 1, 0.5 * t + 3, 2 * t + 21, 0.5 * t + 40], axis=1)
@@ -90,7 +94,7 @@ def linear_track(n_frames):
 
 def test_lowess_keeps_a_linear_trajectory():
     track = linear_track(12)
-    np.testing.assert_allclose(smooth_boxes(track, frac=0.5), track, atol=1e-9)
+    np.testing.assert_allclose(smooth_boxes(track, 0.5, FRAME_HW), track, atol=1e-9)
 
 
 def test_lowess_pulls_an_outlier_back_and_skips_missing_frames():
@@ -98,7 +102,7 @@ def test_lowess_pulls_an_outlier_back_and_skips_missing_frames():
     noisy = track.copy()
     noisy[7, 0] += 30
     noisy[3] = np.nan
-    smoothed = smooth_boxes(noisy, frac=0.5)
+    smoothed = smooth_boxes(noisy, 0.5, FRAME_HW)
     assert np.all(np.isnan(smoothed[3]))
     assert abs(smoothed[7, 0] - track[7, 0]) < 15
     np.testing.assert_allclose(smoothed[7, 1:], track[7, 1:], atol=1e-9)
@@ -106,8 +110,35 @@ def test_lowess_pulls_an_outlier_back_and_skips_missing_frames():
 
 def test_lowess_leaves_one_or_two_frames_alone():
     two = np.array([[0, 0, 4, 4], [10, 10, 20, 20]], dtype=float)
-    np.testing.assert_array_equal(smooth_boxes(two, frac=0.5), two)
-    np.testing.assert_array_equal(smooth_boxes(two[:1], frac=0.5), two[:1])
+    np.testing.assert_array_equal(smooth_boxes(two, 0.5, FRAME_HW), two)
+    np.testing.assert_array_equal(smooth_boxes(two[:1], 0.5, FRAME_HW), two[:1])
+
+
+def test_lowess_boxes_are_clipped_to_the_frame():
+    # Frames 0-3 inside a 64 x 80 (H x W) frame; x1 = 0, 0, 10, 10 (y2 = 54, 54, 64, 64 the
+    # same plus 54); frame 4 has no box. frac = 1: at frame 0 the tricube weights of frames
+    # 0-3 are (1 - (d/3)^3)^3 = 1, (26/27)^3, (19/27)^3, 0, and the weighted least-squares
+    # line through (0, 0), (1, 0), (2, 10) meets frame 0 at -1.19772: left of the frame, so 0.
+    # By symmetry frame 3 gets 10 + 1.19772, and y2 there 65.19772 > 64, so 64. At frame 1
+    # the weights are (7/8)^3, 1, (7/8)^3, 0 around it: 10 w / (1 + 2 w) = 2.86311.
+    x1 = np.array([0, 0, 10, 10, np.nan])
+    boxes = np.stack([x1, np.full(5, 10.0), x1 + 30, x1 + 54], axis=1)
+    w = (7 / 8) ** 3
+    edge, inner = 1.1977227, 10 * w / (1 + 2 * w)
+    smoothed_x1 = np.array([-edge, inner, 10 - inner, 10 + edge, np.nan])
+    np.testing.assert_allclose(  # the fit itself, before clipping
+        lowess(x1[:4], np.arange(4.0), frac=1.0, it=0, delta=0.0, return_sorted=False),
+        smoothed_x1[:4], atol=1e-6)
+    expected = np.stack([smoothed_x1, np.full(5, 10.0), smoothed_x1 + 30, smoothed_x1 + 54],
+                        axis=1)
+    expected[0, 0], expected[3, 3] = 0, 64
+    np.testing.assert_allclose(smooth_boxes(boxes, 1.0, (64, 80)), expected, atol=1e-6)
+
+
+def test_smooth_boxes_clips_without_a_fit_too():
+    two = np.array([[-3, 2, 40, 70], [np.nan] * 4])
+    np.testing.assert_array_equal(smooth_boxes(two, 0.5, (64, 32)),
+                                  [[0, 2, 32, 64], [np.nan] * 4])
 
 
 def test_localize_tracks_a_moving_hot_cell():
