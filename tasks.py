@@ -657,8 +657,63 @@ class Localize(LocalizationTask):
                     self.theta, self.sigma, self.frac, bar)
 
 
+class MotionSaliencyTubes(DatasetTask):
+    """The non-learned baseline beside Fig. 4: one tube per test video from the flow stream's
+    pool5 energy (pipeline.saliency) through the same box procedure as Localize, with
+    VideoLSTM's tube class scores, so only the map that boxes are drawn from differs."""
+
+    split = luigi.IntParameter(default=1)
+    theta = luigi.FloatParameter(default=100.0)
+    sigma = luigi.FloatParameter(default=8.0)
+    frac = luigi.FloatParameter(default=0.3)
+
+    def requires(self):
+        return {"scores": Localize(dataset=self.dataset, split=self.split, stream="rgb",
+                                   arch="videolstm", attention="motion", theta=self.theta,
+                                   sigma=self.sigma, frac=self.frac),
+                "flow": [ExtractFeatures(dataset=self.dataset, stream="flow", shard=s)
+                         for s in range(config.run().shards)]}
+
+    def description(self) -> dict:
+        return cache.describe("tubes", {"theta": self.theta, "sigma": self.sigma,
+                                        "frac": self.frac, "attention": "motion saliency"},
+                              {"flow": cache.short_hash(features_description(self.dataset,
+                                                                             "flow")),
+                               "scores": cache.short_hash(self.requires()["scores"]
+                                                          .description())})
+
+    def output(self):
+        name = f"motion-saliency-split{self.split}-{cache.short_hash(self.description())}.h5"
+        return luigi.LocalTarget(str(config.paths().folder("work") / self.dataset
+                                     / "localization" / name))
+
+    def run(self):
+        from pipeline import localization, saliency
+        from pipeline.progress import Progress
+        from pipeline.training import FeatureSource, ModelInputs
+        from pipeline.video import iter_frames
+        source = FeatureSource({"flow": feature_paths(self.dataset, "flow")},
+                               {"flow": stored_features_description(self.dataset, "flow")},
+                               ModelInputs("flow", "pool5", False))
+        with source, cache.Shard(self.input()["scores"].path) as scored, \
+                written(self.output()) as tmp:
+            manifest = read_manifest(Manifest(dataset=self.dataset, split=self.split)
+                                     .output().path)
+            test = manifest[manifest["video_id"].isin(scored.videos)]
+            with Progress(len(test), f"motion saliency {self.dataset}",
+                          self.report_progress) as bar:
+                localization.write_tube_shard(
+                    tmp, self.description(), test,
+                    lambda video: (scored.read(video, "scores")[None], saliency.motion_attention(
+                        source.frames(video, np.arange(source.length(video)))["features"])),
+                    lambda row: next(iter_frames(row.path)).shape[:2],
+                    self.theta, self.sigma, self.frac, bar)
+
+
 LOCALIZED = {"VideoLSTM": ("videolstm", "motion"), "ALSTM": ("alstm", "appearance")}
 """The two attention models of Fig. 4a: ours, and Sharma et al.'s ALSTM (appearance)."""
+BASELINE = "Motion saliency"
+"""The non-learned baseline printed beside them (MotionSaliencyTubes)."""
 IOU_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 RECALL_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.80, 0.05), 2))
 
@@ -668,10 +723,13 @@ class EvaluateLocalization(LocalizationTask):
     and ALSTM (Fig. 4)  [5.4]."""
 
     def requires(self):
-        return {name: Localize(dataset=self.dataset, split=self.split, stream="rgb", arch=arch,
-                               attention=attention, theta=self.theta, sigma=self.sigma,
-                               frac=self.frac)
-                for name, (arch, attention) in LOCALIZED.items()}
+        tubes = {name: Localize(dataset=self.dataset, split=self.split, stream="rgb", arch=arch,
+                                attention=attention, theta=self.theta, sigma=self.sigma,
+                                frac=self.frac)
+                 for name, (arch, attention) in LOCALIZED.items()}
+        tubes[BASELINE] = MotionSaliencyTubes(dataset=self.dataset, split=self.split,
+                                              theta=self.theta, sigma=self.sigma, frac=self.frac)
+        return tubes
 
     def output(self):
         description = cache.describe("localization-evaluation", {
@@ -737,22 +795,30 @@ class ReproducePaper(luigi.Task):
         return luigi.LocalTarget(str(folder / "report.md"))
 
     def run(self):
-        from pipeline import figures
+        from pipeline import claims, evidence, figures
         folder = Path(self.output().path).parent
-        results, chance, localization, shown, skipped = {}, {}, {}, {}, {}
+        folder.mkdir(parents=True, exist_ok=True)
+        results, chance, localization, shown, skipped, verdicts = {}, {}, {}, {}, {}, {}
         missing4 = None
         for dataset in self.datasets:
             skipped.update(skipped_videos(dataset))
+            measurements = {}
             if dataset in CLASSIFICATION:
-                results[dataset], chance[dataset], missing4 = self.classification(dataset)
+                results[dataset], chance[dataset], missing4, measurements = \
+                    self.classification(dataset)
                 shown[f"training curves ({dataset})"] = figures.training_curves(
                     training_histories(self.requires()[("evaluate", dataset)]),
                     folder / f"training_{dataset}.png").name
             if dataset in LOCALIZATION:
-                localization[dataset], strip = self.localization(dataset, folder)
+                localization[dataset], strip, tubes = self.localization(dataset, folder)
                 shown.update(strip)
+                measurements.update(tubes)
+            verdicts[dataset] = claims.evaluate_claims(
+                measurements, evidence.map_at,
+                self.streaming_difference(dataset) if dataset == self.datasets[0] else None)
+            claims.claims_table(verdicts[dataset]).to_csv(folder / f"claims_{dataset}.csv",
+                                                          index=False)
         tables = report.classification_tables(results)
-        folder.mkdir(parents=True, exist_ok=True)
         for key, table in tables.items():
             table.to_csv(folder / f"{key}.csv", index=False)
         for dataset, frames in localization.items():
@@ -761,26 +827,42 @@ class ReproducePaper(luigi.Task):
         text = report.paper_report(config.run().profile, tables, chance, localization, shown,
                                    report.stage_times(timings_log()), skipped, missing4,
                                    generated=time.strftime("%Y-%m-%d %H:%M:%S"),
-                                   splits={d: SPLITS[d] for d in results})
+                                   splits={d: SPLITS[d] for d in results},
+                                   claims={d: claims.claims_markdown(v)
+                                           for d, v in verdicts.items()})
         with written(self.output()) as tmp:
             Path(tmp).write_text(text)
 
     def classification(self, dataset: str):
-        """Accuracies of every cell, averaged over the dataset's splits, and Table 4."""
-        accuracies: dict = {}
+        """Every cell's accuracy (the mean over the dataset's splits) with a 95% Wilson interval
+        over its pooled test videos, Table 4, and the per-video correctness of each cell on
+        the test videos all cells share, for the claims."""
+        from pipeline import evidence
+        correct: dict = {}
         for (split, table, row, column), task in self.requires()[("evaluate", dataset)].items():
-            record = report.read_json(Path(task.output().path) / "metrics.json")
-            accuracies.setdefault((table, row, column), []).append(record["accuracy"])
-            chance = record["chance"]
-        fused = [report.read_json(Path(t.output().path) / "metrics.json")["accuracy"]
-                 for t in self.requires()[("fuse", dataset)]]
+            path = Path(task.output().path)
+            correct.setdefault(claim_key(table, row, column), []).append(
+                evidence.correct_per_video(path / "scores.csv").rename(
+                    lambda video, split=split: f"split{split}/{video}"))
+            chance = report.read_json(path / "metrics.json")["chance"]
+        fused = []
+        for split, task in zip(SPLITS[dataset], self.requires()[("fuse", dataset)]):
+            path = Path(task.output().path)
+            fused.append(report.read_json(path / "metrics.json")["accuracy"])
+            correct.setdefault(claim_key("table3", "fused"), []).append(
+                evidence.correct_per_video(path / "scores.csv").rename(
+                    lambda video, split=split: f"split{split}/{video}"))
         result = {"table1": {}, "table2": {}, "table3": {}, "table4": {}}
-        for (table, row, column), values in accuracies.items():
-            if table == "table3":
-                result[table][row] = float(np.mean(values))
+        for key, parts in correct.items():
+            table, *cell = key.split("/")
+            pooled = pd.concat(parts)
+            estimate = report.Accuracy(float(np.mean([p.mean() for p in parts])),
+                                       *evidence.wilson_interval(int(pooled.sum()), len(pooled)),
+                                       len(pooled))
+            if len(cell) == 1:
+                result[table][cell[0]] = estimate
             else:
-                result[table].setdefault(row, {})[column] = float(np.mean(values))
-        result["table3"]["fused"] = float(np.mean([f["videolstm"] for f in fused]))
+                result[table].setdefault(cell[0], {})[cell[1]] = estimate
         names = {"idt": "iDT(FV)", "idt+videolstm": "iDT(FV)+VideoLSTM",
                  "objects": "Objects", "objects+videolstm": "Objects+VideoLSTM",
                  "idt+objects": "iDT(FV)+Objects",
@@ -791,14 +873,21 @@ class ReproducePaper(luigi.Task):
         missing = None if result["table4"] else (
             "Not computed: iDT and object scores cannot be computed here. Supply them as CSV "
             "files (header `video_id,<class>,...`, one row per test video, non-negative "
-            "scores; see pipeline/fusion.py) in `[fusion] idt` and `[fusion] objects`, and "
-            "rerun ReproducePaper.")
-        return result, chance, missing
+            "scores; see pipeline/fusion.py) in `[fusion] idt` and `[fusion] objects` (a path "
+            "may hold `{dataset}` and `{split}`), and rerun ReproducePaper.")
+        series = {key: pd.concat(parts) for key, parts in correct.items()}
+        videos = evidence.common_videos(series)
+        return result, chance, missing, {key: s.loc[videos].to_numpy(bool)
+                                         for key, s in series.items()}
 
     def localization(self, dataset: str, folder: Path):
-        """Fig. 4 tables and plots, and a Fig. 3-style strip of one test video."""
-        from pipeline import figures, localization_eval
+        """Fig. 4 tables with 95% intervals and plots, a Fig. 3-style strip of one test video,
+        and the per-video tube evidence of VideoLSTM and ALSTM for the claims."""
+        from pipeline import evidence, figures, localization_eval
         evaluation = self.requires()[("localize", dataset)]
+        truth = localization_eval.ground_truth(evaluation.manifest())
+        tubes = {name: evidence.tube_evidence(task.output().path, truth)
+                 for name, task in evaluation.requires().items()}
         frames = {name: pd.read_csv(Path(evaluation.output().path) / f"{name}.csv")
                   for name in ("recall", "map")}
         shown = {}
@@ -808,12 +897,45 @@ class ReproducePaper(luigi.Task):
                 {c: table[c].to_numpy() for c in table.columns if c != "iou"},
                 table["iou"].to_numpy(), folder / f"fig4_{name}_{dataset}.png",
                 f"{dataset}: {'recall' if name == 'recall' else 'video mAP'} vs IoU").name
-        tubes = evaluation.requires()["VideoLSTM"]
+        frames = {name: report.with_intervals(frame, tubes, name) for name, frame in frames.items()}
+        videolstm = evaluation.requires()["VideoLSTM"]
         strip = localization_eval.attention_strip(
-            tubes.output().path, tubes.manifest(), tubes.sigma,
+            videolstm.output().path, videolstm.manifest(), videolstm.sigma,
             folder / f"fig3_{dataset}.png", f"{dataset}: VideoLSTM attention and tube")
         shown[f"Fig. 3 ({dataset})"] = strip.name
-        return frames, shown
+        videos = evidence.common_videos({name: table["label"] for name, table in tubes.items()
+                                         if name in LOCALIZED})
+        measurements = {}
+        for name in LOCALIZED:
+            table = tubes[name].loc[videos]
+            key = f"fig4/{name.lower()}"
+            measurements[f"{key}/smoothed"] = (table["smoothed"].to_numpy(),
+                                               evidence.score_matrix(table),
+                                               table["label"].to_numpy())
+            measurements[key] = (table["smoothed"].to_numpy(), table["not smoothed"].to_numpy())
+        return frames, shown, measurements
+
+    def streaming_difference(self, dataset: str) -> float:
+        """C5: VideoLSTM (rgb) run frame by frame against the whole-sequence run, on the first
+        three test videos."""
+        import keras
+        from pipeline import evidence
+        task = Evaluate(dataset=dataset, split=SPLITS[dataset][0], stream="rgb",
+                        arch="videolstm", attention="motion")
+        model = keras.models.load_model(Path(task.input().path) / "model.keras")
+        with task.source() as source:
+            manifest = task.manifest()
+            test = [v for v in manifest[manifest["split"] == "test"]["video_id"]
+                    if v in source.videos_cached()][:3]
+            return evidence.streaming_difference(model, source, test)
+
+
+def claim_key(table: str, *cell: str) -> str:
+    """The claims' name of a table cell: table1/<stream>/<arch>, table2/<attention>/<arch>,
+    table3/<rgb|flow|fused> (pipeline.claims)."""
+    if table == "table3":
+        return f"table3/{cell[0]}"
+    return "/".join((table, *cell))
 
 
 def training_histories(evaluations: dict) -> dict:

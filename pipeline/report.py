@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -62,6 +63,34 @@ def shard_summary(paths: list[str]) -> dict:
     return summary
 
 
+class Accuracy(NamedTuple):
+    """A table cell: accuracy (the mean over splits), its 95% Wilson interval over the pooled
+    test videos, and how many test videos it was measured on."""
+
+    value: float
+    low: float
+    high: float
+    videos: int
+
+
+def with_intervals(frame: pd.DataFrame, tubes: dict[str, pd.DataFrame], name: str
+                   ) -> pd.DataFrame:
+    """A Fig. 4 table (column iou, then "<method>, <variant>" columns) with each value's 95%
+    interval beside it: Wilson over videos for recall (``name`` "recall"), a bootstrap over
+    videos for video mAP ("map")."""
+    from pipeline import evidence
+    out = frame[["iou"]].copy()
+    for column in frame.columns[1:]:
+        method, variant = column.split(", ")
+        interval = (evidence.recall_with_interval if name == "recall" else
+                    lambda overlaps, t: evidence.map_with_interval(tubes[method], variant, t))
+        bounds = [interval(tubes[method][variant].to_numpy(), t)[1:] for t in frame["iou"]]
+        out[column] = frame[column]
+        out[f"{column} low"] = [b[0] for b in bounds]
+        out[f"{column} high"] = [b[1] for b in bounds]
+    return out
+
+
 def _cell(value: float | None) -> str:
     return "n/a" if value is None or (isinstance(value, float) and np.isnan(value)) \
         else f"{value:.1f}"
@@ -76,28 +105,35 @@ def _markdown(table: pd.DataFrame) -> str:
 
 
 def classification_tables(results: dict) -> dict[str, pd.DataFrame]:
-    """Tables 1-4 as data frames: our accuracies (%) per dataset beside the paper's.
+    """Tables 1-4 as data frames: our accuracies (%) per dataset with their 95% intervals and
+    test-set sizes, beside the paper's.
 
-    ``results[dataset]`` holds "table1" {stream: {arch: acc}}, "table2" {attention: {arch:
-    acc}}, "table3" {"rgb"|"flow"|"fused": acc} and "table4" {row: acc} (accuracies in [0, 1]).
+    ``results[dataset]`` holds "table1" {stream: {arch: Accuracy}}, "table2" {attention:
+    {arch: Accuracy}}, "table3" {"rgb"|"flow"|"fused": Accuracy} and "table4" {row: accuracy
+    in [0, 1]}.
     """
+    def ours(estimate: Accuracy) -> dict:
+        return {"ours": 100 * estimate.value,
+                "95% CI": f"[{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]",
+                "videos": str(estimate.videos)}
+
     rows1, rows2, rows3, rows4 = [], [], [], []
     for dataset, result in results.items():
         for stream, accs in result["table1"].items():
             for arch, acc in accs.items():
                 rows1.append({"dataset": dataset, "input": stream, "architecture": arch,
-                              "ours": 100 * acc,
+                              **ours(acc),
                               "paper UCF101": paper_results.TABLE1["ucf101"][stream][arch],
                               "paper HMDB51": paper_results.TABLE1["hmdb51"][stream][arch]})
         for attention, accs in result["table2"].items():
             for arch, acc in accs.items():
                 rows2.append({"dataset": dataset, "attention": attention, "architecture": arch,
-                              "ours": 100 * acc,
+                              **ours(acc),
                               "paper UCF101": paper_results.TABLE2["ucf101"][attention][arch],
                               "paper HMDB51": paper_results.TABLE2["hmdb51"][attention][arch]})
         this = paper_results.TABLE3["This paper"]
         for name, acc in result["table3"].items():
-            rows3.append({"dataset": dataset, "VideoLSTM": name, "ours": 100 * acc,
+            rows3.append({"dataset": dataset, "VideoLSTM": name, **ours(acc),
                           "paper UCF101": this["ucf101"] if name == "fused" else None,
                           "paper HMDB51": this["hmdb51"] if name == "fused" else None})
         for name, acc in result["table4"].items():
@@ -112,13 +148,18 @@ def classification_tables(results: dict) -> dict[str, pd.DataFrame]:
 def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str, float],
                  localization: dict[str, dict[str, pd.DataFrame]], figures: dict[str, str],
                  times: dict[str, float], skipped: dict[str, str], table4_missing: str | None,
-                 generated: str, splits: dict[str, tuple[int, ...]] | None = None) -> str:
-    """report.md: Tables 1-4 and Fig. 4 with our figures beside the paper's, each labelled with
-    the dataset it was measured on, the time per stage and the skipped videos. ``splits``
-    names the splits whose mean a dataset's accuracies are (HMDB51: 1, 2, 3)."""
-    lines = [f"# VideoLSTM reproduction: profile {profile}", "", f"Generated {generated}.",
-             "Accuracies in %. \"ours\" is measured on the dataset in the row; the paper's "
-             "columns are its published UCF101 / HMDB51 numbers, for comparison only.", ""]
+                 generated: str, splits: dict[str, tuple[int, ...]] | None = None,
+                 claims: dict[str, str] | None = None) -> str:
+    """report.md: the Claims (one section per dataset, ``claims``), then Tables 1-4 and Fig. 4
+    with our figures and their 95% intervals beside the paper's, each labelled with the
+    dataset it was measured on, the time per stage and the skipped videos. ``splits`` names
+    the splits whose mean a dataset's accuracies are (HMDB51: 1, 2, 3)."""
+    lines = [f"# VideoLSTM reproduction: profile {profile}", "", f"Generated {generated}.", ""]
+    for dataset, section in (claims or {}).items():
+        lines += [section.replace("## Claims", f"## Claims ({dataset})", 1), ""]
+    lines += ["Accuracies in %. \"ours\" is measured on the dataset in the row, with its 95% "
+              "Wilson interval and the number of test videos; the paper's columns are its "
+              "published UCF101 / HMDB51 numbers, for comparison only.", ""]
     if chance:
         lines += ["Chance level: " + ", ".join(f"{d} {100 * c:.1f}%"
                                                for d, c in chance.items()) + ".", ""]
@@ -142,14 +183,19 @@ def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str
         lines += ["No dataset with box annotations was configured.", ""]
     for dataset, frames in localization.items():
         for name, frame in frames.items():
-            percent = frame.copy()
-            curves = [c for c in frame.columns if c != "iou"]
-            percent[curves] = 100 * percent[curves]
-            percent["iou"] = percent["iou"].map("{:.2f}".format)
-            lines += [f"### {dataset}: {name} in % (CSV: `fig4_{name}_{dataset}.csv`)", "",
-                      _markdown(percent), ""]
-    lines += ["The paper gives Fig. 4 as a plot only (no values in its text), so there is no "
-              "paper column to set beside these curves.", ""]
+            curves = [c for c in frame.columns if c != "iou" and not c.endswith((" low", " high"))]
+            shown = pd.DataFrame({"iou": frame["iou"].map("{:.3g}".format)})
+            for curve in curves:
+                shown[curve] = [f"{100 * v:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]" for v, lo, hi
+                                in zip(frame[curve], frame[f"{curve} low"],
+                                       frame[f"{curve} high"])]
+            lines += [f"### {dataset}: {name} in %, 95% interval (CSV: "
+                      f"`fig4_{name}_{dataset}.csv`)", "", _markdown(shown), ""]
+    lines += ["Recall intervals are Wilson over videos, mAP intervals a bootstrap over videos. "
+              "\"Motion saliency\" is a baseline that learns nothing: the flow stream's pool5 "
+              "energy put through the same box procedure, with VideoLSTM's class scores. The "
+              "paper gives Fig. 4 as a plot only (no values in its text), so there is no paper "
+              "column to set beside these curves.", ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{name}]({path})" for name, path in figures.items()]
         lines.append("")

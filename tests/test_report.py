@@ -6,39 +6,68 @@ import pandas as pd
 from pipeline import cache, report
 
 
+def acc(value, videos=40):
+    """A cell with a made-up interval: the tables must print what they are given."""
+    return report.Accuracy(value, value - 0.1, value + 0.05, videos)
+
+
 def results():
     return {"synthetic": {
-        "table1": {"rgb": {"convnet": 0.5, "convalstm": 0.75}, "flow": {"lstm": 0.25}},
-        "table2": {"motion": {"alstm": 0.6}},
-        "table3": {"rgb": 0.7, "flow": 0.8, "fused": 0.9},
+        "table1": {"rgb": {"convnet": acc(0.5), "convalstm": acc(0.75)},
+                   "flow": {"lstm": acc(0.25)}},
+        "table2": {"motion": {"alstm": acc(0.6)}},
+        "table3": {"rgb": acc(0.7), "flow": acc(0.8), "fused": acc(0.9, 39)},
         "table4": {}}}
 
 
-def test_tables_put_our_percentages_beside_the_papers():
+def test_tables_put_our_percentages_and_intervals_beside_the_papers():
     tables = report.classification_tables(results())
     table1 = tables["table1"].set_index(["input", "architecture"])
     assert table1.loc[("rgb", "convalstm"), "ours"] == 75.0
+    assert table1.loc[("rgb", "convalstm"), "95% CI"] == "[65.0, 80.0]"
+    assert table1.loc[("rgb", "convalstm"), "videos"] == "40"
     assert table1.loc[("rgb", "convalstm"), "paper UCF101"] == 79.6
     assert table1.loc[("flow", "lstm"), "paper HMDB51"] == 46.0
     assert tables["table2"].iloc[0]["paper UCF101"] == 78.6
     fused = tables["table3"].set_index("VideoLSTM").loc["fused"]
-    assert fused["ours"] == 90.0 and fused["paper UCF101"] == 89.2
+    assert fused["ours"] == 90.0 and fused["paper UCF101"] == 89.2 and fused["videos"] == "39"
     assert np.isnan(tables["table3"].set_index("VideoLSTM").loc["rgb", "paper UCF101"])
     assert tables["table4"].empty and list(tables["table4"].columns)[0] == "dataset"
 
 
-def test_report_labels_the_dataset_and_says_what_is_missing():
+def test_fig4_intervals_are_wilson_for_recall_and_bootstrap_for_map():
+    """Two methods' tubes over 4 videos; recall at 0.5 of overlaps 0.9, 0.6, 0.1, 0.0 is 2/4,
+    whose Wilson interval is [0.150, 0.850]."""
+    tubes = {"VideoLSTM": pd.DataFrame({
+        "label": [0, 0, 1, 1], "smoothed": [0.9, 0.6, 0.1, 0.0],
+        "not smoothed": [0.9, 0.6, 0.6, 0.0], "score_0": [0.9, 0.8, 0.2, 0.1],
+        "score_1": [0.1, 0.2, 0.8, 0.9]}, index=["a", "b", "c", "d"])}
+    recall = pd.DataFrame({"iou": [0.5], "VideoLSTM, smoothed": [0.5]})
+    out = report.with_intervals(recall, tubes, "recall")
+    np.testing.assert_allclose(out[["VideoLSTM, smoothed low", "VideoLSTM, smoothed high"]]
+                               .to_numpy()[0], [0.150, 0.850], atol=1e-3)
+    mAP = pd.DataFrame({"iou": [0.5], "VideoLSTM, not smoothed": [0.75]})
+    out = report.with_intervals(mAP, tubes, "map")
+    low, high = out.iloc[0][["VideoLSTM, not smoothed low", "VideoLSTM, not smoothed high"]]
+    assert 0 <= low <= 0.75 <= high <= 1
+
+
+def test_report_opens_with_the_claims_and_labels_the_dataset():
     tables = report.classification_tables(results())
-    recall = pd.DataFrame({"iou": [0.1, 0.5], "VideoLSTM, smoothed": [0.8, 0.25]})
+    recall = pd.DataFrame({"iou": [0.1, 0.5], "VideoLSTM, smoothed": [0.8, 0.25],
+                           "VideoLSTM, smoothed low": [0.7, 0.2],
+                           "VideoLSTM, smoothed high": [0.9, 0.3]})
     text = report.paper_report("synthetic-cpu", tables, {"synthetic": 0.125},
                                {"synthetic": {"recall": recall}}, {"fig": "fig.png"},
                                {"ComputeFlow": 10.0, "TrainModel": 5.5},
                                {"synthetic/v_x (ComputeFlow)": "cannot open"},
-                               "Not computed: supply scores", generated="now")
-    assert "| synthetic | rgb | convalstm | 75.0 | 79.6 | 43.3 |" in text
+                               "Not computed: supply scores", generated="now",
+                               claims={"synthetic": "## Claims\n\n| C1 | holds |\n"})
+    assert text.index("## Claims (synthetic)") < text.index("## Table 1")
+    assert "| synthetic | rgb | convalstm | 75.0 | [65.0, 80.0] | 40 | 79.6 | 43.3 |" in text
     assert "Chance level: synthetic 12.5%" in text
     assert "Not computed: supply scores" in text
-    assert "| 0.10 | 80.0 |" in text and "| 0.50 | 25.0 |" in text
+    assert "| 0.1 | 80.0 [70.0, 90.0] |" in text and "| 0.5 | 25.0 [20.0, 30.0] |" in text
     assert "| total | 15.5 |" in text
     assert "- synthetic/v_x (ComputeFlow): cannot open" in text
 
