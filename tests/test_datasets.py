@@ -67,7 +67,7 @@ def test_ucf101_reads_train_and_test_lists(ucf):
     path = Path(test.loc["v_Basketball_g01_c02", "path"])
     assert path.is_absolute()
     assert path == (videos / "Basketball" / "v_Basketball_g01_c02.avi").resolve()
-    assert (df["tubes"] == "").all()
+    assert (df["tubes"] == "").all() and (df["annotated_frames"] == 0).all()
 
 
 def test_ucf101_accepts_unix_line_endings(ucf):
@@ -302,6 +302,32 @@ def test_thumos13_split_keeps_annotated_classes_and_attaches_tubes(ucf, tmp_path
     np.testing.assert_array_equal(tube["boxes"][0], [10, 20, 40, 60])
     assert len(decode_tubes(rows.loc["v_BasketballDunk_g11_c04", "tubes"])) == 2
     assert rows.loc["v_Basketball_g08_c03", "tubes"] == ""  # listed but not annotated
+    # numf kept for the frame-count check; 0 for a video the file does not annotate
+    assert rows["annotated_frames"].to_dict() == {
+        "v_Basketball_g08_c03": 0, "v_Basketball_g10_c01": 0, "v_BasketballDunk_g11_c04": 25,
+        "v_Basketball_g01_c02": 40, "v_BasketballDunk_g02_c01": 0}
+
+
+def _write_frames(path: Path, n_frames: int):
+    write_video(path, np.full((n_frames, 48, 64, 3), 90, dtype=np.uint8))
+
+
+def test_thumos13_numf_disagreeing_with_the_video(ucf, tmp_path):
+    # numf is 40 for v_Basketball_g01_c02 (its video has 40 frames: kept) and 25 for
+    # v_BasketballDunk_g11_c04, whose video has 24: its boxes would sit on the wrong frames.
+    splits, videos = ucf
+    _write_frames(videos / "Basketball" / "v_Basketball_g01_c02.avi", 40)
+    _write_frames(videos / "BasketballDunk" / "v_BasketballDunk_g11_c04.avi", 24)
+    df = thumos13.read_split(splits, videos, _dump(tmp_path / "pyannot.pkl", _pyannot()))
+    with pytest.raises(ValueError, match=r"v_BasketballDunk_g11_c04: .* 25 frames .* has 24"):
+        probe_frames(df, strict=True)
+    rows = probe_frames(df).set_index("video_id")
+    assert rows.loc["v_BasketballDunk_g11_c04", "tubes"] == ""
+    assert "25 frames (numf)" in rows.loc["v_BasketballDunk_g11_c04", "tubes_skipped"]
+    assert rows.loc["v_BasketballDunk_g11_c04", "label"] == "BasketballDunk"  # still a video
+    assert rows.loc["v_Basketball_g01_c02", "n_frames"] == 40
+    assert rows.loc["v_Basketball_g01_c02", "tubes_skipped"] == ""
+    assert len(decode_tubes(rows.loc["v_Basketball_g01_c02", "tubes"])) == 1
 
 
 def test_thumos13_label_disagreeing_with_classind(ucf, tmp_path):
@@ -320,17 +346,52 @@ def _table(tmp_path):
     write_video(good, np.full((5, 48, 64, 3), 90, dtype=np.uint8))
     broken = tmp_path / "broken.avi"
     broken.write_bytes(b"junk" * 10)
-    tubes = encode_tubes([{"start": 1, "boxes": np.array([[0, 1, 10, 12], [1, 1, 11, 12.5]])}])
     return pd.DataFrame({
         "video_id": ["good", "broken"], "path": [str(good), str(broken)], "label": ["A", "B"],
-        "label_index": [0, 1], "split": ["train", "test"], "tubes": [tubes, ""],
+        "label_index": [0, 1], "split": ["train", "test"], "tubes": [_tube(1, 2), _tube(0, 3)],
+        "annotated_frames": [5, 40],
     })[list(SPLIT_COLUMNS)]
 
 
+def _tube(start, n_boxes):
+    return encode_tubes([{"start": start, "boxes": np.tile([0, 1, 10, 12.5], (n_boxes, 1))}])
+
+
 def test_probe_frames_counts_and_zeroes_unopenable_videos(tmp_path):
-    df = probe_frames(_table(tmp_path))
+    # "broken" claims 40 annotated frames, but its count is unknown (0): the later stages skip
+    # the video itself, so its tubes are not judged here.
+    df = probe_frames(_table(tmp_path), strict=True)
     assert tuple(df.columns) == MANIFEST_COLUMNS
     assert df["n_frames"].tolist() == [5, 0]
+    assert df["tubes_skipped"].tolist() == ["", ""]
+    assert (df["tubes"] == _table(tmp_path)["tubes"]).all()
+
+
+def test_probe_frames_refuses_a_numf_other_than_the_frame_count(tmp_path):
+    table = _table(tmp_path)
+    table.loc[0, "annotated_frames"] = 6  # the video has 5
+    with pytest.raises(ValueError, match=r"^good: the annotation counts 6 frames .*has 5"):
+        probe_frames(table, strict=True)
+    df = probe_frames(table)
+    assert df["tubes"].tolist() == ["", _tube(0, 3)]
+    assert df["tubes_skipped"][0].startswith("the annotation counts 6 frames (numf) but ")
+    assert df["tubes_skipped"][0].endswith("good.avi has 5; its boxes would not line up with "
+                                           "the frames")
+
+
+@pytest.mark.parametrize("start, n_boxes, fits", [(3, 2, True), (4, 2, False), (0, 6, False)])
+def test_probe_frames_refuses_a_tube_past_the_last_frame(tmp_path, start, n_boxes, fits):
+    # 5 frames, 0..4; ef = start + n_boxes is exclusive, so a tube may end at 5 but not at 6
+    table = _table(tmp_path)
+    table.loc[0, "tubes"] = _tube(start, n_boxes)
+    if fits:
+        assert probe_frames(table, strict=True)["tubes"][0] == _tube(start, n_boxes)
+        return
+    with pytest.raises(ValueError, match=r"^good: an annotated tube ends at frame 6 .*has 5 fr"):
+        probe_frames(table, strict=True)
+    df = probe_frames(table)
+    assert df["tubes"][0] == "" and "ends at frame 6 (exclusive, ef)" in df["tubes_skipped"][0]
+    assert df["n_frames"].tolist() == [5, 0] and df["tubes"][1] == _tube(0, 3)
 
 
 def test_manifest_round_trips_through_parquet(tmp_path):
