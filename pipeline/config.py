@@ -145,20 +145,34 @@ class convnet(luigi.Config):
 
 class model(luigi.Config):
     """Recurrent model sizes (paper: 512 hidden channels, 3x3 kernels, 1x1 attention, 1024
-    dense, dropout 0.7); the embedded default is a CPU-sized profile."""
+    dense, dropout 0.7); the embedded default is a CPU-sized profile.
+
+    Where the paper is silent (models/sizes.py ModelSizes says more):
+    initial_state: "zero" (default) or "mean", the attending models' initial states from the
+        input's mean over time, as in the authors' code; "zero" keeps streaming prediction
+        exact frame by frame.
+    dense_activation: "relu" (default) or "tanh" (the authors') on the 1,024-unit layer.
+    alstm_motion_input: "pool5" (default) or "fc7" (the authors'), the flow feature the ALSTM's
+        motion layer reads per frame.
+    """
 
     hidden = luigi.IntParameter(default=512)
     kernel = luigi.IntParameter(default=3)
     attention_kernel = luigi.IntParameter(default=1)
     dense = luigi.IntParameter(default=1024)
     dropout = luigi.FloatParameter(default=0.7)
+    initial_state = luigi.Parameter(default="zero")
+    dense_activation = luigi.Parameter(default="relu")
+    alstm_motion_input = luigi.Parameter(default="pool5")
 
     def sizes(self):
         from models.sizes import ModelSizes
         try:
             return ModelSizes(hidden=self.hidden, kernel=self.kernel,
                               attention_kernel=self.attention_kernel, dense=self.dense,
-                              dropout=self.dropout)
+                              dropout=self.dropout, initial_state=self.initial_state,
+                              dense_activation=self.dense_activation,
+                              alstm_motion_input=self.alstm_motion_input)
         except ValueError as error:
             raise ConfigError(f"[model] {error} (set it in {config_files()})") from error
 

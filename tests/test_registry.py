@@ -1,4 +1,9 @@
-"""Models built by name: interface, heads, streaming, saving, motion wiring."""
+"""Models built by name: interface, heads, streaming, saving, motion wiring, and the settings
+where the paper is silent (initial states, head activation, the ALSTM's motion input)."""
+
+import configparser
+import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -21,7 +26,10 @@ def uses_motion(arch, attention):
 
 def build(arch, attention="appearance", n=N, sizes=SIZES):
     feature_shape = (FC7,) if arch in ("convnet", "lstm") else (n, n, D)
-    motion_shape = (n, n, DM) if uses_motion(arch, attention) else None
+    motion_shape = None
+    if uses_motion(arch, attention):
+        fc7_motion = arch == "alstm" and sizes.alstm_motion_input == "fc7"
+        motion_shape = (FC7,) if fc7_motion else (n, n, DM)
     return build_model(arch, N_CLASSES, feature_shape, sizes, attention, motion_shape)
 
 
@@ -184,11 +192,15 @@ def test_inconsistent_settings_are_refused(kwargs, message):
 def test_model_sizes_default_to_the_paper():
     assert ModelSizes() == ModelSizes(hidden=512, kernel=3, attention_kernel=1, dense=1024,
                                       dropout=0.7)
+    # where the paper is silent the defaults are this project's, not the authors'
+    assert (ModelSizes().initial_state, ModelSizes().dense_activation,
+            ModelSizes().alstm_motion_input) == ("zero", "relu", "pool5")
 
 
 @pytest.mark.parametrize("setting, value", [
     ("hidden", 0), ("hidden", 2.5), ("kernel", 2), ("kernel", -3), ("attention_kernel", 0),
-    ("dense", True), ("dropout", 1.0), ("dropout", -0.1)])
+    ("dense", True), ("dropout", 1.0), ("dropout", -0.1), ("initial_state", "learned"),
+    ("dense_activation", "sigmoid"), ("alstm_motion_input", "fc6")])
 def test_model_sizes_out_of_range_name_the_setting(setting, value):
     with pytest.raises(ValueError, match=f"ModelSizes.{setting} "):
         ModelSizes(**{setting: value})
@@ -215,3 +227,206 @@ def test_normalization_layer_standardises_each_input_and_streams_the_same():
         scores, _, states = stepper.step({"features": x[:, t], "motion": m[:, t]}, states)
         np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), got["scores"][:, t],
                                    rtol=1e-4, atol=1e-6)
+
+
+# Settings where the paper is silent; the authors' code chose mean / tanh / fc7.
+
+MEAN = dataclasses.replace(SIZES, initial_state="mean")
+TANH = dataclasses.replace(SIZES, dense_activation="tanh")
+FC7_MOTION = dataclasses.replace(SIZES, alstm_motion_input="fc7")
+AUTHORS = dataclasses.replace(SIZES, initial_state="mean", dense_activation="tanh",
+                              alstm_motion_input="fc7")
+SETTING_VARIANTS = [
+    ("alstm", "appearance", MEAN), ("alstm", "motion", MEAN), ("convalstm", "appearance", MEAN),
+    ("videolstm", "motion", MEAN), ("convlstm", "appearance", TANH), ("lstm", "appearance", TANH),
+    ("alstm", "motion", FC7_MOTION), ("alstm", "motion", AUTHORS), ("videolstm", "motion", AUTHORS)]
+
+
+def test_the_tanh_head_matches_numpy():
+    model = build("convlstm", sizes=TANH)
+    head = model.get_layer("head")
+    assert head.get_config()["activation"] == "tanh"
+    rng = np.random.default_rng(21)
+    state = rng.normal(size=(B, T, N, N, SIZES.hidden)).astype("float32")
+    w1, b1, w2, b2 = (np.asarray(v.numpy(), dtype=np.float64) for v in head.weights)
+    logits = np.tanh(state.reshape(B, T, -1) @ w1 + b1) @ w2 + b2
+    expected = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    np.testing.assert_allclose(np.asarray(head(state)), expected, atol=1e-5)
+    relu = build("convlstm").get_layer("head")
+    relu.set_weights(head.get_weights())
+    assert np.abs(np.asarray(relu(state)) - expected).max() > 1e-4
+
+
+def test_the_alstm_reads_a_flow_vector_with_fc7_motion():
+    """The bottom LSTM's input kernel is (Dm, 4 * hidden) for a (B, T, Dm) flow vector, not the
+    flattened (N * N * Dm, 4 * hidden) map; ConvALSTM and VideoLSTM still read the flow map."""
+    model = build("alstm", "motion", sizes=FC7_MOTION)
+    assert tuple(model.input["motion"].shape) == (None, None, FC7)
+    cell = model.get_layer("recurrent").cell
+    assert tuple(cell.motion_kernel.shape) == (FC7, 4 * SIZES.hidden)
+    assert tuple(build("alstm", "motion").get_layer("recurrent").cell.motion_kernel.shape) == (
+        N * N * DM, 4 * SIZES.hidden)
+    videolstm = build("videolstm", sizes=FC7_MOTION)
+    assert tuple(videolstm.input["motion"].shape) == (None, None, N, N, DM)
+    with pytest.raises(ValueError, match=r"motion_shape .*\(Dm,\)"):
+        build_model("alstm", N_CLASSES, (N, N, D), FC7_MOTION, "motion", (N, N, DM))
+    with pytest.raises(ValueError, match="motion_shape"):
+        build_model("videolstm", N_CLASSES, (N, N, D), FC7_MOTION, "motion", (FC7,))
+
+
+def test_mean_initial_states_come_from_the_sequence_mean():
+    """The model's first scores equal the head on one cell step from the states that
+    tanh(W * mean_t X + b) gives (the cell's own computation, checked against NumPy in
+    test_cells), and depend on every frame of the sequence through that mean."""
+    model = build("videolstm", sizes=MEAN)
+    rng = np.random.default_rng(22)
+    inputs = inputs_for(model, rng)
+    layer = model.get_layer("recurrent")
+    sequences = [inputs["features"], inputs["motion"]]
+    states = layer.get_initial_state(B, sequences)
+    (hidden, attention), _ = layer.cell([inputs["features"][:, 0], inputs["motion"][:, 0]], states)
+    out = model(inputs)
+    np.testing.assert_allclose(np.asarray(out["scores"][:, 0]),
+                               np.asarray(model.get_layer("head")(hidden)), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(out["attention"][:, 0]), np.asarray(attention),
+                               atol=1e-6)
+    changed = dict(inputs, features=inputs["features"].copy())
+    changed["features"][:, -1] += 1.0
+    assert np.abs(np.asarray(model(changed)["scores"][:, 0] - out["scores"][:, 0])).max() > 1e-5
+
+
+@pytest.mark.parametrize("arch", ["lstm", "convlstm"])
+def test_plain_lstms_start_from_zero_whatever_the_setting(arch):
+    """As in the authors' code, only the attending models' states are mean-initialised."""
+    model, plain = build(arch, sizes=MEAN), build(arch)
+    assert [v.shape for v in model.weights] == [v.shape for v in plain.weights]
+    assert FrameStepper(model).initial_state == "zero"
+
+
+@pytest.mark.parametrize("arch, attention, sizes", SETTING_VARIANTS)
+def test_keras_file_round_trip_keeps_the_settings(arch, attention, sizes, tmp_path):
+    model = build(arch, attention, sizes=sizes)
+    inputs = inputs_for(model, np.random.default_rng(23))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    expected, got = model(inputs), loaded(inputs)
+    for key in expected:
+        np.testing.assert_array_equal(np.asarray(got[key]), np.asarray(expected[key]))
+    assert loaded.get_layer("head").get_config()["activation"] == sizes.dense_activation
+    if arch in ATTENDING:
+        assert loaded.get_layer("recurrent").cell.initial_state == sizes.initial_state
+    assert tuple(loaded.input["motion"].shape[2:] if "motion" in loaded.input else ()) == \
+        tuple(model.input["motion"].shape[2:] if "motion" in model.input else ())
+
+
+@pytest.mark.parametrize("arch, attention, sizes", [
+    ("alstm", "motion", FC7_MOTION), ("convlstm", "appearance", TANH),
+    ("videolstm", "motion", TANH)])
+def test_streaming_is_exact_with_zero_states_under_the_other_settings(arch, attention, sizes):
+    model = build(arch, attention, sizes=sizes)
+    inputs = inputs_for(model, np.random.default_rng(24))
+    full = model(inputs)
+    stepper = FrameStepper(model)
+    assert stepper.motion_shape == (tuple(model.input["motion"].shape[2:])
+                                    if "motion" in model.input else None)
+    states = stepper.initial_states(B)
+    for t in range(T):
+        scores, _, states = stepper.step({k: v[:, t] for k, v in inputs.items()}, states)
+        np.testing.assert_allclose(np.asarray(scores), np.asarray(full["scores"][:, t]),
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize("arch, attention, sizes", [
+    ("alstm", "appearance", MEAN), ("alstm", "motion", AUTHORS), ("convalstm", "appearance", MEAN),
+    ("videolstm", "motion", MEAN)])
+def test_streaming_with_mean_states_starts_from_the_frames_available(arch, attention, sizes):
+    """Mean states: given the frames available at the start, the stream equals the model run on
+    a sequence with that mean; without them the first step initialises from its own frame, so
+    the stream equals the model started from frame 0 alone and differs from the whole-sequence
+    run."""
+    model = build(arch, attention, sizes=sizes)
+    rng = np.random.default_rng(25)
+    inputs = inputs_for(model, rng)
+    frame = lambda t: {k: v[:, t] for k, v in inputs.items()}  # noqa: E731
+    full = model(inputs)
+    stepper = FrameStepper(model)
+    assert stepper.initial_state == "mean"
+
+    states = stepper.initial_states(B, inputs)  # the whole sequence is available
+    for t in range(T):
+        scores, attention_t, states = stepper.step(frame(t), states)
+        np.testing.assert_allclose(np.asarray(scores), np.asarray(full["scores"][:, t]),
+                                   atol=1e-5)
+        np.testing.assert_allclose(np.asarray(attention_t), np.asarray(full["attention"][:, t]),
+                                   atol=1e-5)
+
+    pending = stepper.initial_states(B)  # a live stream: nothing seen yet
+    assert len(pending) == (4 if uses_motion(arch, attention) else 2)
+    first = stepper.initial_states(B, {k: v[:, :1] for k, v in inputs.items()})
+    streamed, explicit = [], []
+    for t in range(T):
+        scores, _, pending = stepper.step(frame(t), pending)
+        streamed.append(np.asarray(scores))
+        scores, _, first = stepper.step(frame(t), first)
+        explicit.append(np.asarray(scores))
+    np.testing.assert_allclose(np.stack(streamed), np.stack(explicit), atol=1e-6)
+    one_frame = model({k: v[:, :1] for k, v in inputs.items()})
+    np.testing.assert_allclose(streamed[0], np.asarray(one_frame["scores"][:, 0]), atol=1e-5)
+    assert np.abs(streamed[0] - np.asarray(full["scores"][:, 0])).max() > 1e-5
+
+
+def test_streaming_mean_states_use_the_normalised_inputs():
+    rng = np.random.default_rng(26)
+    x = rng.normal(3.0, 2.0, size=(2, 4, 3, 3, 5)).astype(np.float32)
+    m = rng.normal(-1.0, 0.5, size=(2, 4, 3, 3, 2)).astype(np.float32)
+    stats = {"features": (np.full(5, 3.0), np.full(5, 4.0)),
+             "motion": (np.full(2, -1.0), np.full(2, 0.25))}
+    model = build_model("videolstm", 3, (3, 3, 5), MEAN, motion_shape=(3, 3, 2),
+                        normalization=stats)
+    inputs = {"features": x, "motion": m}
+    want = model.predict_on_batch(inputs)["scores"]
+    stepper = FrameStepper(model)
+    states = stepper.initial_states(2, inputs)
+    for t in range(4):
+        scores, _, states = stepper.step({"features": x[:, t], "motion": m[:, t]}, states)
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), want[:, t],
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_every_weight_of_the_mean_initialised_videolstm_learns():
+    model = build("videolstm", sizes=AUTHORS)
+    rng = np.random.default_rng(27)
+    inputs = inputs_for(model, rng)
+    labels = rng.integers(0, N_CLASSES, size=(B, T))
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(
+            labels, model(inputs, training=True)["scores"])
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert any("initial_motion_hidden_kernel" in v.path for v in model.trainable_variables)
+    for variable, grad in zip(model.trainable_variables, grads):
+        assert grad is not None and np.abs(np.asarray(grad)).max() > 0, variable.path
+
+
+def test_the_model_config_section_passes_the_settings_through():
+    from pipeline import config
+    sizes = config.model(initial_state="mean", dense_activation="tanh",
+                         alstm_motion_input="fc7").sizes()
+    assert (sizes.initial_state, sizes.dense_activation, sizes.alstm_motion_input) == (
+        "mean", "tanh", "fc7")
+    with pytest.raises(config.ConfigError, match=r"\[model\] ModelSizes.initial_state .*'mu'"):
+        config.model(initial_state="mu").sizes()
+
+
+def test_the_paper_profile_follows_the_authors_where_the_paper_is_silent():
+    parser = configparser.ConfigParser()
+    parser.read(Path(__file__).resolve().parents[1] / "configs" / "paper.cfg")
+    section = parser["model"]
+    sizes = ModelSizes(hidden=int(section["hidden"]), kernel=int(section["kernel"]),
+                       attention_kernel=int(section["attention_kernel"]),
+                       dense=int(section["dense"]), dropout=float(section["dropout"]),
+                       initial_state=section["initial_state"],
+                       dense_activation=section["dense_activation"],
+                       alstm_motion_input=section["alstm_motion_input"])
+    assert sizes == ModelSizes(initial_state="mean", dense_activation="tanh",
+                               alstm_motion_input="fc7")
