@@ -32,7 +32,7 @@ if EMBEDDED_CONFIG.is_file():
     luigi.configuration.LuigiConfigParser._config_paths.insert(0, str(EMBEDDED_CONFIG))
     luigi.configuration.LuigiConfigParser.reload()
 
-from pipeline import cache, config, report, sharding  # noqa: E402
+from pipeline import cache, config, identity, report, sharding  # noqa: E402
 from pipeline.datasets import SPLITS, read_split, synthetic_locations  # noqa: E402
 from pipeline.manifest import probe_frames, read_manifest, write_manifest  # noqa: E402
 
@@ -71,22 +71,78 @@ STREAMS = ("rgb", "flow")
 
 
 def dataset_locations(dataset: str) -> dict[str, str]:
-    """Where a dataset's videos, split files and boxes are, from its config section."""
+    """Where a dataset's videos, split files and boxes are, from its config section (the
+    synthetic one is generated here on first use: its content decides every path below)."""
     if dataset == "synthetic":
-        return synthetic_locations(GenerateSynthetic().root())
+        generator = GenerateSynthetic()
+        if not generator.complete():
+            generator.run()
+        return synthetic_locations(generator.root())
     section = {"ucf101": config.ucf101, "hmdb51": config.hmdb51,
                "thumos13": config.thumos13}[dataset]()
     return {key: getattr(section, key) for key in ("videos", "splits", "annotations")
             if hasattr(section, key)}
 
 
-def dataset_identity(dataset: str) -> str:
-    """What defines a dataset's content: its name, the splits used and the synthetic spec. Its
-    folders are left out, so machines mounting one dataset at other paths share a cache."""
-    params = {"name": dataset, "splits": list(SPLITS[dataset])}
-    if dataset == "synthetic":
-        params["spec"] = GenerateSynthetic().identity()
-    return cache.short_hash(cache.describe("dataset", params))
+_LISTINGS: dict[tuple, pd.DataFrame] = {}
+
+
+def listing(dataset: str, split: int) -> pd.DataFrame:
+    """A split's videos as its files list them (id, path, label, split, boxes), each with its
+    content fingerprint: what every output downstream is made from. Read once per process and
+    state of the split files; fingerprints are kept in work/<dataset>/fingerprints.json."""
+    locations = dataset_locations(dataset)
+    key = (dataset, split, _files_state(locations), str(config.paths().folder("work").resolve()))
+    if key not in _LISTINGS:
+        table = read_split(dataset, split, locations)
+        fingerprints = identity.FingerprintCache(
+            config.paths().folder("work") / dataset / "fingerprints.json")
+        table["fingerprint"] = [fingerprints.get(path) for path in table["path"]]
+        fingerprints.save()
+        _LISTINGS[key] = table
+    return _LISTINGS[key]
+
+
+def _files_state(locations: dict[str, str]) -> tuple:
+    """Where a dataset is, and the size and modification time of its split and box files."""
+    state = [str(Path(locations["videos"]).resolve())]
+    for key in ("splits", "annotations"):
+        if key in locations:
+            path = Path(locations[key]).resolve()
+            for file in sorted(path.iterdir()) if path.is_dir() else [path]:
+                stat = file.stat()
+                state.append((str(file), stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
+def split_identity(dataset: str, split: int) -> str:
+    """What a split is: its videos' ids, labels, roles, boxes and fingerprints (not where the
+    files are, so machines that mount the dataset at other paths share a cache)."""
+    table = listing(dataset, split)
+    return identity.content_hash(table, tuple(c for c in table.columns if c != "path"))
+
+
+def all_videos(dataset: str) -> pd.DataFrame:
+    """Every listed video of the dataset's splits once (flow and features ignore splits)."""
+    return sharding.union([listing(dataset, split) for split in SPLITS[dataset]])
+
+
+def shard_content(dataset: str, shard: int) -> str:
+    """A hash of one shard's videos' ids and fingerprints."""
+    members = sharding.members(all_videos(dataset), shard, config.run().validate().shards)
+    return identity.content_hash(members, ("video_id", "fingerprint"))
+
+
+def shard_file(folder: Path, dataset: str, shard: int) -> Path:
+    """A shard's file: its number and the hash of its videos, so that a changed video, or a
+    shard of another copy of the dataset, never shares its name."""
+    return (folder / f"shard-{shard:03d}-of-{config.run().shards:03d}-"
+                     f"{shard_content(dataset, shard)}.h5")
+
+
+def shard_videos(dataset: str, shard: int) -> dict:
+    """The ``videos`` entry of a shard's description (the hash its file name carries)."""
+    return {"videos": shard_content(dataset, shard)}
 
 
 @contextmanager
@@ -171,14 +227,13 @@ class Manifest(DatasetTask):
 
     def output(self):
         from pipeline.manifest import MANIFEST_COLUMNS
-        identity = cache.short_hash({"dataset": dataset_identity(self.dataset),
-                                     "columns": list(MANIFEST_COLUMNS)})
-        name = f"manifest-split{self.split}-{identity}.parquet"
+        description = cache.describe("manifest", {"columns": list(MANIFEST_COLUMNS)},
+                                     {"split": split_identity(self.dataset, self.split)})
+        name = f"manifest-split{self.split}-{cache.short_hash(description)}.parquet"
         return luigi.LocalTarget(str(config.paths().folder("work") / self.dataset / name))
 
     def run(self):
-        table = probe_frames(read_split(self.dataset, self.split,
-                                        dataset_locations(self.dataset)),
+        table = probe_frames(listing(self.dataset, self.split).drop(columns="fingerprint"),
                              strict=config.run().strict)
         self.output().makedirs()
         with written(self.output()) as tmp:
@@ -194,6 +249,10 @@ class VideosTask(DatasetTask):
     def videos(self):
         return sharding.union([read_manifest(m.output().path) for m in self.manifests()])
 
+    def shard_rows(self, shard: int) -> pd.DataFrame:
+        """The manifest rows of one shard's videos."""
+        return sharding.members(self.videos(), shard, config.run().shards)
+
 
 def flow_params():
     from pipeline.flow import TVL1Params
@@ -206,14 +265,10 @@ def flow_params():
                       median_filtering=section.median_filtering, bound=section.bound)
 
 
-def flow_description(dataset: str) -> dict:
-    return cache.describe("flow", {"tvl1": flow_params().as_dict(),
-                                   "shards": config.run().validate().shards},
-                          {"dataset": dataset_identity(dataset)})
-
-
-def shard_name(shard: int) -> str:
-    return f"shard-{shard:03d}-of-{config.run().shards:03d}.h5"
+def flow_description(dataset: str, shard: int | None = None) -> dict:
+    """ComputeFlow's settings (its folder's hash); a shard's description also names its videos."""
+    return cache.describe("flow", {"tvl1": flow_params().as_dict()},
+                          {} if shard is None else shard_videos(dataset, shard))
 
 
 class ComputeFlow(VideosTask):
@@ -225,18 +280,19 @@ class ComputeFlow(VideosTask):
         return self.manifests()
 
     def output(self):
-        path = self.cache_dir("flow", flow_description(self.dataset)) / shard_name(self.shard)
-        return luigi.LocalTarget(str(path))
+        return luigi.LocalTarget(str(shard_file(
+            self.cache_dir("flow", flow_description(self.dataset)), self.dataset, self.shard)))
 
     def run(self):
         from pipeline import flow
         from pipeline.progress import Progress
-        videos = sharding.shard_of(self.videos(), self.shard, config.run().shards)
+        videos = self.shard_rows(self.shard)
         self.output().makedirs()
         with written(self.output()) as tmp, \
                 flow.FlowPool(config.flow().worker_count()) as pool, \
                 Progress(len(videos), f"flow shard {self.shard}", self.report_progress) as bar:
-            flow.write_flow_shard(tmp, flow_description(self.dataset), videos, flow_params(),
+            flow.write_flow_shard(tmp, flow_description(self.dataset, self.shard), videos,
+                                  flow_params(),
                                   pool, config.run().strict, bar)
 
 
@@ -246,7 +302,9 @@ def convnet_description(dataset: str, stream: str) -> dict:
         "weights", "image_size", "finetune_from", "finetune_epochs", "finetune_frames",
         "learning_rate", "batch_size")}
     params.update(stream=stream, seed=config.run().seed)
-    upstream = {"dataset": dataset_identity(dataset)}
+    videos = all_videos(dataset)
+    upstream = {"training videos": identity.content_hash(
+        videos[videos["split"] == "train"], ("video_id", "label_index", "fingerprint"))}
     if stream == "flow":
         upstream["flow"] = cache.short_hash(flow_description(dataset))
     return cache.describe("convnet", params, upstream)
@@ -302,13 +360,12 @@ class FinetuneConvNet(VideosTask):
                 frames = read_frames(row.path)
                 return frames[features.sample_frame_indices(len(frames), count)]
             return rgb
-        videos, count_shards = self.videos(), config.run().shards
-        shards = {video: ComputeFlow(dataset=self.dataset, shard=s).output().path
-                  for s in range(count_shards)
-                  for video in sharding.shard_of(videos, s, count_shards)["video_id"]}
+        shards = {video: (ComputeFlow(dataset=self.dataset, shard=s).output().path,
+                          flow_description(self.dataset, s))
+                  for s in range(config.run().shards) for video in self.shard_rows(s)["video_id"]}
 
         def flow(row, count):
-            with cache.Shard(shards[row.video_id], flow_description(self.dataset)) as shard:
+            with cache.Shard(*shards[row.video_id]) as shard:
                 n = shard.length(row.video_id, "flow")
                 return shard.read(row.video_id, "flow", features.sample_frame_indices(n, count))
         return flow
@@ -320,17 +377,16 @@ def convnet_record(dataset: str, stream: str) -> dict:
     return report.read_json(path)
 
 
-def features_description(dataset: str, stream: str, weights_sha256: str | None = None) -> dict:
-    """The feature shards' description; the path hash leaves out the weights checksum (known
-    only once the convnet exists), the stored description carries it."""
+def features_description(dataset: str, stream: str, shard: int | None = None,
+                         weights_sha256: str | None = None) -> dict:
+    """The feature folder's description (its hash); a stored shard's also names its videos and
+    the convnet's weights checksum (known only once the convnet exists)."""
     section = config.convnet().validate()
-    upstream = {"dataset": dataset_identity(dataset),
-                "convnet": cache.short_hash(convnet_description(dataset, stream))}
-    if weights_sha256:
-        upstream["weights_sha256"] = weights_sha256
+    upstream = {"convnet": cache.short_hash(convnet_description(dataset, stream))}
+    if shard is not None:
+        upstream.update(shard_videos(dataset, shard), weights_sha256=weights_sha256)
     return cache.describe("features", {"stream": stream, "image_size": section.image_size,
                                        "precision": section.precision, "dtype": section.dtype,
-                                       "shards": config.run().shards,
                                        "layers": ["pool5", "fc7"]}, upstream)
 
 
@@ -348,10 +404,10 @@ class ExtractFeatures(VideosTask):
         return needs
 
     def output(self):
-        path = (self.cache_dir(f"features-{self.stream}",
-                               features_description(self.dataset, self.stream))
-                / shard_name(self.shard))
-        return luigi.LocalTarget(str(path))
+        return luigi.LocalTarget(str(shard_file(
+            self.cache_dir(f"features-{self.stream}",
+                           features_description(self.dataset, self.stream)),
+            self.dataset, self.shard)))
 
     def run(self):
         from models import vgg16
@@ -360,8 +416,8 @@ class ExtractFeatures(VideosTask):
         from pipeline.video import iter_frames
         section = config.convnet().validate()
         record = convnet_record(self.dataset, self.stream)
-        description = features_description(self.dataset, self.stream, record["weights_sha256"])
-        videos = sharding.shard_of(self.videos(), self.shard, config.run().shards)
+        description = stored_features_description(self.dataset, self.stream, self.shard)
+        videos = self.shard_rows(self.shard)
         extractor = vgg16.load_extractor(
             str(Path(self.input()["convnet"].path) / "model.keras"), section.precision)
         self.output().makedirs()
@@ -374,21 +430,24 @@ class ExtractFeatures(VideosTask):
                     self.stream, section.image_size, section.batch_size, section.dtype,
                     config.run().strict, bar)
                 return
-            with cache.Shard(self.input()["flow"].path, flow_description(self.dataset)) as flow:
+            with cache.Shard(self.input()["flow"].path,
+                             flow_description(self.dataset, self.shard)) as flow:
                 features.write_feature_shard(
                     tmp, description, videos, lambda row: flow.iter_frames(row.video_id, "flow"),
                     extractor, self.stream, section.image_size, section.batch_size,
                     section.dtype, config.run().strict, bar)
 
 
-def feature_paths(dataset: str, stream: str) -> list[str]:
-    return [ExtractFeatures(dataset=dataset, stream=stream, shard=s).output().path
-            for s in range(config.run().shards)]
+def feature_shards(dataset: str, stream: str) -> dict[str, dict]:
+    """Every feature shard of a stream and what a reader expects of it."""
+    return {ExtractFeatures(dataset=dataset, stream=stream, shard=s).output().path:
+            stored_features_description(dataset, stream, s) for s in range(config.run().shards)}
 
 
-def stored_features_description(dataset: str, stream: str) -> dict:
-    """What a reader expects of feature shards, weights checksum included."""
-    return features_description(dataset, stream, convnet_record(dataset, stream)["weights_sha256"])
+def stored_features_description(dataset: str, stream: str, shard: int) -> dict:
+    """What a reader expects of a feature shard: its videos and the convnet's weights."""
+    return features_description(dataset, stream, shard,
+                                convnet_record(dataset, stream)["weights_sha256"])
 
 
 class ModelTask(DatasetTask):
@@ -412,9 +471,8 @@ class ModelTask(DatasetTask):
 
     def source(self):
         from pipeline.training import FeatureSource
-        return FeatureSource({s: feature_paths(self.dataset, s) for s in self.streams()},
-                             {s: stored_features_description(self.dataset, s)
-                              for s in self.streams()}, self.inputs())
+        return FeatureSource({s: feature_shards(self.dataset, s) for s in self.streams()},
+                             self.inputs())
 
     def manifest(self):
         return read_manifest(Manifest(dataset=self.dataset, split=self.split).output().path)
@@ -442,6 +500,7 @@ def model_description(task: ModelTask) -> dict:
                         ("epochs", "batch_size", "snippet", "learning_rate", "rho")}}
     upstream = {s: cache.short_hash(features_description(task.dataset, s))
                 for s in task.streams()}
+    upstream["split"] = split_identity(task.dataset, task.split)
     if task.pretraining() is not None:
         upstream["init"] = cache.short_hash(model_description(task.pretraining()))
     return cache.describe("model", params, upstream)
@@ -697,8 +756,7 @@ class MotionSaliencyTubes(DatasetTask):
         from pipeline.progress import Progress
         from pipeline.training import FeatureSource, ModelInputs
         from pipeline.video import iter_frames
-        source = FeatureSource({"flow": feature_paths(self.dataset, "flow")},
-                               {"flow": stored_features_description(self.dataset, "flow")},
+        source = FeatureSource({"flow": feature_shards(self.dataset, "flow")},
                                ModelInputs("flow", "pool5", False))
         with source, cache.Shard(self.input()["scores"].path) as scored, \
                 written(self.output()) as tmp:

@@ -1,11 +1,11 @@
 """Self-describing HDF5 shards: the one place that writes and validates cached stage outputs.
 
-Every shard carries its description (schema version, stage, parameters, upstream identities,
-code version) as root attributes. A reader states what it expects and is refused, with the
-differing setting named, when the file was made otherwise. Paths carry a short hash of the
-description so two settings never share a file by accident; the code version is left out of
-the hash on purpose, so a cache from another code version is found and refused loudly rather
-than silently recomputed beside it.
+Every shard carries its description (schema version, stage, the version of the stage's
+algorithm, parameters, upstream identities) as root attributes. A reader states what it
+expects and is refused, with the differing setting named, when the file was made otherwise.
+Paths carry a short hash of the whole description, so two settings never share a file by
+accident and a new version of a stage's algorithm computes beside the old output. The package
+version is not part of it: a release that leaves a stage's algorithm alone reuses its cache.
 """
 
 from __future__ import annotations
@@ -19,10 +19,14 @@ from typing import Iterable, Mapping
 import h5py
 import numpy as np
 
-from pipeline import __version__
-
-SCHEMA_VERSION = 1
-_DESCRIPTION_KEYS = ("schema_version", "stage", "code_version", "params", "upstream")
+SCHEMA_VERSION = 2
+ALGORITHM_VERSIONS = {"dataset": 1, "synthetic": 1, "manifest": 1, "flow": 1, "convnet": 1,
+                      "features": 1, "model": 1, "evaluation": 1, "fusion": 1, "tubes": 1,
+                      "localization-evaluation": 1}
+"""The version of each stage's algorithm. Bump a stage's number in the change that makes the
+same inputs and settings give other output: that stage and everything downstream is then
+recomputed (beside the old files, which a reader of the new version refuses)."""
+_DESCRIPTION_KEYS = ("schema_version", "stage", "algorithm_version", "params", "upstream")
 _DAMAGE = (OSError, KeyError, RuntimeError, TypeError, AttributeError, ValueError)
 """What h5py and json raise on a damaged file: a flipped byte may hit any of its structures."""
 
@@ -44,20 +48,22 @@ class VideoNotCached(CacheError):
 
 
 def describe(stage: str, params: Mapping, upstream: Mapping | None = None) -> dict:
-    """The description of a stage output: what was computed, from what, by which code."""
+    """The description of a stage output: what was computed, by which version of the stage's
+    algorithm (ALGORITHM_VERSIONS), with which settings, from what."""
+    if stage not in ALGORITHM_VERSIONS:
+        raise KeyError(f"stage {stage!r} has no algorithm version in cache.ALGORITHM_VERSIONS")
     return {
         "schema_version": SCHEMA_VERSION,
         "stage": stage,
-        "code_version": __version__,
+        "algorithm_version": ALGORITHM_VERSIONS[stage],
         "params": _jsonable(params),
         "upstream": _jsonable(upstream or {}),
     }
 
 
 def short_hash(description: Mapping, length: int = 10) -> str:
-    """Hash of the parameters that change a cache's content (code version excluded)."""
-    content = {k: v for k, v in description.items() if k != "code_version"}
-    return hashlib.sha256(_canonical(content).encode()).hexdigest()[:length]
+    """Hash of everything that changes a cache's content (the whole description)."""
+    return hashlib.sha256(_canonical(description).encode()).hexdigest()[:length]
 
 
 def array_checksum(arrays: Iterable[np.ndarray]) -> str:
@@ -218,7 +224,7 @@ def _damage_is_corrupt(path: Path, what: str):
 
 def check_description(found: Mapping, expected: Mapping, path: Path | str) -> None:
     """Refuse a cache whose description differs from the expected one, naming the setting."""
-    for key in ("schema_version", "stage", "code_version"):
+    for key in ("schema_version", "stage", "algorithm_version"):
         if found.get(key) != expected[key]:
             raise CacheMismatchError(
                 f"{path}: written with {key}={found.get(key)!r}, this run expects "

@@ -1,20 +1,28 @@
-"""Shards: fixed, balanced subsets of a dataset's videos, so workers process them in parallel."""
+"""Shards: fixed subsets of a dataset's videos, so workers process them in parallel. A video's
+shard follows from a stable hash of its id alone, the same on every machine and whatever other
+videos are added or removed."""
 
 from __future__ import annotations
 
-import numpy as np
+import hashlib
+
 import pandas as pd
 
 
-def shard_of(manifest: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
-    """The rows of shard ``shard`` (0-based) of ``shards``: videos sorted by id, cut into
-    contiguous chunks whose sizes differ by at most one. The same manifest always gives the
-    same shards, on every machine."""
+def shard_index(video_id: str, shards: int) -> int:
+    """The shard (0-based, of ``shards``) a video belongs to, from a stable hash of its id
+    alone: adding or removing other videos never moves it."""
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    return int(hashlib.sha256(video_id.encode()).hexdigest()[:8], 16) % shards
+
+
+def members(table: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
+    """The rows of ``table`` (with a ``video_id`` column) in shard ``shard``, sorted by id."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard must be in [0, {shards}), got {shard}")
-    ordered = manifest.sort_values("video_id", kind="stable").reset_index(drop=True)
-    bounds = np.linspace(0, len(ordered), shards + 1).round().astype(int)
-    return ordered.iloc[bounds[shard]:bounds[shard + 1]].reset_index(drop=True)
+    chosen = table[[shard_index(v, shards) == shard for v in table["video_id"]]]
+    return chosen.sort_values("video_id", kind="stable").reset_index(drop=True)
 
 
 def union(manifests: list[pd.DataFrame]) -> pd.DataFrame:

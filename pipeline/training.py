@@ -46,12 +46,14 @@ class ModelInputs:
 
 class FeatureSource:
     """Snippets of cached features of many videos, read from open shards on demand (the
-    dataset is never loaded whole). Motion input is always the flow stream's pool5."""
+    dataset is never loaded whole). Motion input is always the flow stream's pool5.
 
-    def __init__(self, shards: Mapping[str, list[str]], descriptions: Mapping[str, dict],
-                 inputs: ModelInputs):
+    shards: {stream: {shard path: the description a reader expects of it}}.
+    """
+
+    def __init__(self, shards: Mapping[str, Mapping[str, dict]], inputs: ModelInputs):
         self.inputs = inputs
-        self._open = {stream: [cache.Shard(path, descriptions[stream]) for path in paths]
+        self._open = {stream: [cache.Shard(path, expected) for path, expected in paths.items()]
                       for stream, paths in shards.items()}
         self._where = {stream: {video: shard for shard in opened for video in shard.videos}
                        for stream, opened in self._open.items()}

@@ -17,7 +17,7 @@ def description(bound=20.0, shards=4, version=None):
     desc = cache.describe("flow", {"bound": bound, "shards": shards, "tvl1": {"tau": 0.25}},
                           {"dataset": "abc123"})
     if version:
-        desc["code_version"] = version
+        desc["algorithm_version"] = version
     return desc
 
 
@@ -67,16 +67,27 @@ def test_nested_parameter_difference_is_named(tmp_path):
         cache.Shard(path, other)
 
 
-def test_other_code_version_is_refused(tmp_path):
+def test_other_algorithm_version_is_refused(tmp_path):
     path = tmp_path / "shard.h5"
-    write(path, description(version="0.0.1"))
-    with pytest.raises(cache.CacheMismatchError, match="code_version='0.0.1'"):
+    write(path, description(version=7))
+    with pytest.raises(cache.CacheMismatchError, match="algorithm_version=7"):
         cache.Shard(path, description())
 
 
-def test_hash_changes_with_content_parameters_but_not_code_version():
+def test_hash_follows_the_algorithm_version_not_the_package_version(monkeypatch):
+    """A release leaves the path (so the cache) alone; a new flow algorithm moves it."""
     assert cache.short_hash(description(bound=20)) != cache.short_hash(description(bound=10))
-    assert cache.short_hash(description()) == cache.short_hash(description(version="9.9"))
+    before = cache.short_hash(description())
+    import pipeline
+    monkeypatch.setattr(pipeline, "__version__", "9.9.9")
+    assert cache.short_hash(description()) == before
+    monkeypatch.setitem(cache.ALGORITHM_VERSIONS, "flow", cache.ALGORITHM_VERSIONS["flow"] + 1)
+    assert cache.short_hash(description()) != before
+
+
+def test_a_stage_without_an_algorithm_version_is_refused():
+    with pytest.raises(KeyError, match="no algorithm version"):
+        cache.describe("optical-flow", {})
 
 
 def test_unfinished_writer_leaves_incomplete_shard_that_is_refused(tmp_path):

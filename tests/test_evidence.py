@@ -39,5 +39,5 @@ def test_streaming_equals_the_whole_sequence_run(shards):  # noqa: F811
     sizes = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
     model = build_model("videolstm", 2, (3, 3, 5), sizes, "motion", (3, 3, 5))
     inputs = training.ModelInputs("rgb", "pool5", True)
-    with training.FeatureSource(paths, descriptions, inputs) as source:
+    with training.FeatureSource(paths, inputs) as source:
         assert evidence.streaming_difference(model, source, ["v0", "v2"]) < 1e-5

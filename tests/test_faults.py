@@ -43,9 +43,9 @@ EPOCHS = 4
 """Training epochs: enough left after the first checkpoint to kill the run in the middle."""
 TRAIN = ("TrainModel", "--arch", "videolstm", "--stream", "rgb")
 """The reference model: VideoLSTM reads both streams' features, so its run makes all of stage 1."""
-FLOW_SHARD = "cache/synthetic/flow-*/shard-000-of-002.h5"
-RGB_SHARD = "cache/synthetic/features-rgb-*/shard-000-of-002.h5"
-FLOW_FEATURES_SHARD = "cache/synthetic/features-flow-*/shard-000-of-002.h5"
+FLOW_SHARD = "cache/synthetic/flow-*/shard-000-of-002-*.h5"
+RGB_SHARD = "cache/synthetic/features-rgb-*/shard-000-of-002-*.h5"
+FLOW_FEATURES_SHARD = "cache/synthetic/features-flow-*/shard-000-of-002-*.h5"
 MODEL = "work/synthetic/models/videolstm-motion-rgb-split1-" + "?" * 10
 """The reference model's folder (its name ends with a 10-character hash)."""
 
@@ -397,9 +397,9 @@ def damaged_videos_strict(folder: Path) -> Outcome:
     manifest = read_manifest(one(folder, "work/synthetic/manifest-*"))
     messages, wrong = [], []
     for index in range(2):
-        videos = set(sharding.shard_of(manifest, index, 2).video_id)
+        videos = set(sharding.members(manifest, index, 2).video_id)
         done = run(folder, "ComputeFlow", "--shard", str(index))
-        shard = list(folder.glob(f"cache/synthetic/flow-*/shard-{index:03d}-of-002.h5"))
+        shard = list(folder.glob(f"cache/synthetic/flow-*/shard-{index:03d}-of-002-*.h5"))
         if videos & set(damaged):
             message = error_line(done.stderr)
             messages.append(message)
@@ -627,12 +627,12 @@ def full_disk(folder: Path) -> Outcome:
         message = str(failures.errors[-1]) if failures.errors else "no error reported"
         wrong = [f"{path.name} left behind" for path in temporary_outputs(faulty)]
         wrong += [f"{p.name} exists after the failure" for p in faulty.glob(
-            "cache/synthetic/flow-*/shard-001-of-002.h5")]
+            "cache/synthetic/flow-*/shard-001-of-002-*.h5")]
         lost = lost_files(before, digests(faulty))
         rerun = luigi.build([tasks.ComputeFlow(shard=1)], local_scheduler=True, no_lock=True)
     if not (failed and rerun):
         return Outcome(fault, False, lost, wrong, message)
-    pattern = "cache/synthetic/flow-*/shard-001-of-002.h5"
+    pattern = "cache/synthetic/flow-*/shard-001-of-002-*.h5"
     wrong += differences(shard_content(one(faulty, pattern)), shard_content(one(clean, pattern)),
                          "shard 1")
     return Outcome(fault, "No space left on device" in message, lost, wrong, message)

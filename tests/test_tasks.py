@@ -54,15 +54,6 @@ def test_task_architectures_are_the_registry_ones():
     assert tasks.ARCHITECTURES == ARCHITECTURES
 
 
-def test_dataset_identity_leaves_out_folders_but_not_content(monkeypatch):
-    import tasks
-    from pipeline import config
-    base = tasks.dataset_identity("ucf101")
-    monkeypatch.setattr(config.ucf101, "videos", "/elsewhere/UCF-101")
-    assert tasks.dataset_identity("ucf101") == base
-    assert tasks.dataset_identity("hmdb51") != base
-
-
 @pytest.mark.slow
 def test_reproduce_paper_runs_end_to_end_and_reruns_nothing(tmp_path):
     (tmp_path / "tiny.cfg").write_text(TINY)

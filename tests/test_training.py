@@ -30,7 +30,7 @@ def shards(tmp_path):
     rgb = write_features(tmp_path / "rgb.h5", "rgb", videos, seed=1)
     flow_videos = {v: (frames - 1, label) for v, (frames, label) in videos.items()}
     flow = write_features(tmp_path / "flow.h5", "flow", flow_videos, seed=2)
-    return ({"rgb": [str(tmp_path / "rgb.h5")], "flow": [str(tmp_path / "flow.h5")]},
+    return ({"rgb": {str(tmp_path / "rgb.h5"): rgb}, "flow": {str(tmp_path / "flow.h5"): flow}},
             {"rgb": rgb, "flow": flow}, videos)
 
 
@@ -45,7 +45,7 @@ def test_model_inputs_follow_the_paper():
 def test_source_aligns_rgb_with_flow_and_knows_skipped_videos(shards):
     paths, descriptions, videos = shards
     inputs = training.ModelInputs.of("videolstm", "rgb", "motion")
-    with training.FeatureSource(paths, descriptions, inputs) as source:
+    with training.FeatureSource(paths, inputs) as source:
         assert source.videos_cached() == set(videos)
         assert source.length("v2") == 13
         frames = source.frames("v2", np.array([0, 5, 12]))
@@ -56,16 +56,16 @@ def test_source_aligns_rgb_with_flow_and_knows_skipped_videos(shards):
 
 def test_source_refuses_shards_of_other_settings(shards):
     paths, descriptions, _ = shards
-    other = dict(descriptions, rgb=cache.describe("features", {"stream": "flow"}, {}))
+    other = dict(paths, rgb={path: cache.describe("features", {"stream": "flow"}, {})
+                             for path in paths["rgb"]})
     with pytest.raises(cache.CacheMismatchError, match="rgb.h5"):
-        training.FeatureSource(paths, other, training.ModelInputs("rgb", "pool5", False))
+        training.FeatureSource(other, training.ModelInputs("rgb", "pool5", False))
 
 
 def test_training_batches_cover_each_video_once_per_epoch(shards):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, descriptions,
-                                training.ModelInputs("rgb", "fc7", False)) as source:
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "fc7", False)) as source:
         batches = list(training.training_batches(source, ids, labels, 4, 10,
                                                  np.random.default_rng(0)))
     assert [b[0]["features"].shape for b in batches] == [(4, 10, 45), (2, 10, 45)]
@@ -95,7 +95,7 @@ def test_resumed_training_equals_uninterrupted_training(shards, tmp_path):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
     inputs = training.ModelInputs("rgb", "pool5", False)
-    with training.FeatureSource(paths, descriptions, inputs) as source:
+    with training.FeatureSource(paths, inputs) as source:
         whole, history = train_for(source, ids, labels, 3, tmp_path / "whole")
         train_for(source, ids, labels, 2, tmp_path / "killed")
         resumed, resumed_history = train_for(source, ids, labels, 3, tmp_path / "killed")
@@ -108,8 +108,7 @@ def test_resumed_training_equals_uninterrupted_training(shards, tmp_path):
 def test_training_lowers_the_loss(shards, tmp_path):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, descriptions,
-                                training.ModelInputs("rgb", "pool5", False)) as source:
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
         _, history = train_for(source, ids, labels, 8, tmp_path / "run")
     assert history[-1]["loss"] < history[0]["loss"]
 
@@ -117,8 +116,7 @@ def test_training_lowers_the_loss(shards, tmp_path):
 def test_segment_scores_are_summed_over_time_and_averaged_over_segments(shards):
     paths, descriptions, _ = shards
     model = make_model()
-    with training.FeatureSource(paths, descriptions,
-                                training.ModelInputs("rgb", "pool5", False)) as source:
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
         got = training.segment_scores(model, source, "v3", n_segments=4, length=5)
         indices = sampling.segment_indices(15, 4, 5)
         per_segment = [model.predict_on_batch(
@@ -153,8 +151,7 @@ def test_history_csv_has_one_row_per_epoch(tmp_path):
 
 def test_feature_statistics_are_per_channel_over_sampled_frames(shards):
     paths, descriptions, videos = shards
-    with training.FeatureSource(paths, descriptions,
-                                training.ModelInputs("rgb", "pool5", False)) as source:
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
         stats = training.feature_statistics(source, ["v0", "v1"], frames_per_video=3)
         sample = np.concatenate([source.frames("v0", np.array([0, 6, 11]))["features"],
                                  source.frames("v1", np.array([0, 6, 12]))["features"]])
@@ -174,8 +171,7 @@ def test_held_out_accuracy_scores_one_centred_window_per_video(shards):
     model = keras.Model({"features": inputs}, {"scores": scores})
     ids = [v for v in videos]
     labels = [videos[v][1] for v in ids]
-    with training.FeatureSource(paths, descriptions,
-                                training.ModelInputs("rgb", "pool5", False)) as source:
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
         assert training.held_out_accuracy(model, source, ids, labels, 5, batch=4) == 1.0
         swapped = [1 - label for label in labels]
         assert training.held_out_accuracy(model, source, ids, swapped, 5, batch=4) == 0.0

@@ -1,0 +1,118 @@
+"""Cache identity: video fingerprints, stable shards, and paths that follow content only."""
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+
+from pipeline import identity, sharding
+from pipeline.datasets import synthetic
+
+
+def test_fingerprint_follows_content_not_path(tmp_path):
+    a = tmp_path / "a.avi"
+    a.write_bytes(bytes(range(256)) * 1000)
+    copy = tmp_path / "elsewhere" / "a.avi"
+    copy.parent.mkdir()
+    shutil.copy(a, copy)
+    assert identity.fingerprint(a) == identity.fingerprint(copy)
+    data = bytearray(copy.read_bytes())
+    data[10] ^= 1
+    copy.write_bytes(bytes(data))
+    assert identity.fingerprint(a) != identity.fingerprint(copy)
+
+
+def test_fingerprint_cache_rereads_a_file_that_changed(tmp_path):
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"x" * 100)
+    store = tmp_path / "work" / "fingerprints.json"
+    cache = identity.FingerprintCache(store)
+    first = cache.get(video)
+    cache.save()
+    video.write_bytes(b"y" * 100)
+    os.utime(video, ns=(1, 1))
+    again = identity.FingerprintCache(store)
+    assert again.get(video) != first
+    assert again.get(video) == identity.fingerprint(video)
+    with pytest.raises(FileNotFoundError, match="missing.avi"):
+        again.get(tmp_path / "missing.avi")
+
+
+def test_content_hash_ignores_row_order_but_not_values():
+    table = pd.DataFrame({"video_id": ["a", "b"], "fingerprint": ["1", "2"]})
+    columns = ("video_id", "fingerprint")
+    assert identity.content_hash(table, columns) == identity.content_hash(table[::-1], columns)
+    changed = table.assign(fingerprint=["1", "3"])
+    assert identity.content_hash(table, columns) != identity.content_hash(changed, columns)
+
+
+def test_a_video_keeps_its_shard_whatever_else_is_added():
+    videos = pd.DataFrame({"video_id": [f"v_{i:03d}" for i in range(40)]})
+    before = {s: set(sharding.members(videos, s, 4)["video_id"]) for s in range(4)}
+    assert set().union(*before.values()) == set(videos["video_id"])
+    assert sum(len(m) for m in before.values()) == 40
+    grown = pd.concat([videos, pd.DataFrame({"video_id": ["v_new"]})])
+    after = {s: set(sharding.members(grown, s, 4)["video_id"]) for s in range(4)}
+    changed = [s for s in range(4) if after[s] != before[s]]
+    assert len(changed) == 1 and after[changed[0]] - before[changed[0]] == {"v_new"}
+    with pytest.raises(ValueError, match="shard must be in"):
+        sharding.members(videos, 4, 4)
+
+
+SPEC = synthetic.SyntheticSpec(classes=2, train_per_class=2, test_per_class=1, frames=4,
+                               width=32, height=24)
+
+
+@pytest.fixture
+def two_copies(tmp_path, monkeypatch):
+    """The same UCF101-format dataset at two paths, the pipeline pointed at the first."""
+    import tasks
+    from pipeline import config
+    first = synthetic.generate(tmp_path / "one" / "data", SPEC)
+    second = tmp_path / "two" / "data"
+    shutil.copytree(first, second)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config.ucf101, "videos", str(first / synthetic.VIDEOS_DIR))
+    monkeypatch.setattr(config.ucf101, "splits", str(first / synthetic.SPLITS_DIR))
+    return tasks, config, first, second
+
+
+def test_paths_follow_the_content_not_the_mount_point(two_copies, monkeypatch):
+    tasks, config, first, second = two_copies
+    flow = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
+    manifest = tasks.Manifest(dataset="ucf101").output().path
+    monkeypatch.setattr(config.ucf101, "videos", str(second / synthetic.VIDEOS_DIR))
+    monkeypatch.setattr(config.ucf101, "splits", str(second / synthetic.SPLITS_DIR))
+    assert [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path
+            for s in range(4)] == flow
+    assert tasks.Manifest(dataset="ucf101").output().path == manifest
+
+
+def test_a_changed_video_moves_only_its_shard_and_what_depends_on_it(two_copies):
+    tasks, config, first, _ = two_copies
+    flow = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
+    model = tasks.TrainModel(dataset="ucf101", arch="lstm").output().path
+    video = first / synthetic.VIDEOS_DIR / synthetic.CLASS_NAMES[0] / (
+        synthetic.video_stem(synthetic.CLASS_NAMES[0], 0, 0) + ".avi")
+    data = bytearray(video.read_bytes())
+    data[-5] ^= 0xFF
+    video.write_bytes(bytes(data))
+    tasks._LISTINGS.clear()  # a new command: the listing is read once per command
+    after = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
+    assert sum(a != b for a, b in zip(flow, after)) == 1
+    assert tasks.TrainModel(dataset="ucf101", arch="lstm").output().path != model
+
+
+def test_an_edited_split_moves_the_manifest_and_the_models(two_copies):
+    tasks, config, first, _ = two_copies
+    manifest = tasks.Manifest(dataset="ucf101").output().path
+    model = tasks.TrainModel(dataset="ucf101", arch="lstm").output().path
+    flow = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
+    trainlist = first / synthetic.SPLITS_DIR / "trainlist01.txt"
+    lines = trainlist.read_text().splitlines()
+    trainlist.write_text("\n".join(lines[1:]) + "\n")
+    assert tasks.Manifest(dataset="ucf101").output().path != manifest
+    assert tasks.TrainModel(dataset="ucf101", arch="lstm").output().path != model
+    after = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
+    assert sum(a != b for a, b in zip(flow, after)) == 1  # only the shard that held it
