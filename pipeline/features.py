@@ -14,7 +14,7 @@ import pandas as pd
 
 from pipeline import cache
 from pipeline.progress import Progress
-from pipeline.video import VideoError
+from pipeline.video import HEADER_DISAGREES, VideoError, header_disagreement
 
 FramesOf = Callable[[tuple], Iterable[np.ndarray]]
 """A video's frames (RGB uint8 or quantized flow) given its manifest row, one at a time."""
@@ -137,21 +137,19 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
                         dtype: str, strict: bool, progress: Progress) -> None:
     """ExtractFeatures for one shard: pool5 and fc7 of every video into one HDF5 shard.
 
-    A video that cannot be read, or whose frame count disagrees with the manifest (flow: one
-    frame fewer), is recorded as skipped with its reason (strict: the error stops the shard),
-    so one broken file does not lose the shard's other videos.
+    Every frame the video (or its flow) yields is used: the decoded count is trusted over the
+    manifest's header count, and a disagreement (flow: frames + 1) is recorded in the shard's
+    info (HEADER_DISAGREES). A video that cannot be read is recorded as skipped with its reason
+    (strict: the error stops the shard), so one broken file does not lose the shard's others.
     """
     start = time.perf_counter()
     frames = 0
+    disagreements = {}
     with cache.ShardWriter(path, description) as writer:
         for row in videos.itertuples():
             try:
                 pool5, fc7 = extract(extractor, frames_of(row), stream, image_size, batch_size,
                                      dtype)
-                expected = row.n_frames - 1 if stream == "flow" else row.n_frames
-                if len(fc7) != expected:
-                    raise VideoError(f"{row.path}: decoded {len(fc7)} {stream} frames, "
-                                     f"expected {expected} (the manifest says {row.n_frames})")
             except BROKEN_CACHE:
                 raise
             except SKIPPABLE as error:
@@ -161,6 +159,9 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
             else:
                 writer.add(row.video_id, {"pool5": pool5, "fc7": fc7},
                            {"label_index": row.label_index, "n_frames": len(fc7)})
+                disagreements.update(header_disagreement(
+                    row.video_id, row.n_frames, len(fc7) + (stream == "flow")))
                 frames += len(fc7)
             progress.advance(row.video_id)
-        writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=frames)
+        writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=frames,
+                           **{HEADER_DISAGREES: disagreements})

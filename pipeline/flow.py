@@ -22,7 +22,7 @@ import pandas as pd
 
 from pipeline import cache
 from pipeline.progress import Progress
-from pipeline.video import VideoError, read_frames
+from pipeline.video import HEADER_DISAGREES, VideoError, header_disagreement, read_frames
 
 
 @dataclasses.dataclass(frozen=True)
@@ -304,25 +304,28 @@ def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1
     """ComputeFlow for one shard: quantized flow of every video into one HDF5 shard, one
     dataset per video (T-1, H, W, 2) uint8.
 
-    A video that cannot be decoded, or whose decoded frame count disagrees with the manifest,
-    is recorded as skipped with its reason (strict: the error stops the shard).
+    The decoded frame count is trusted over the manifest's header count, which containers often
+    store as an estimate; a disagreement is recorded in the shard's info (HEADER_DISAGREES). A
+    video that cannot be decoded is recorded as skipped with its reason (strict: the error
+    stops the shard).
     """
     start = time.perf_counter()
     pairs = 0
-    expected = dict(zip(videos["path"], videos["n_frames"]))
+    header = dict(zip(videos["path"], videos["n_frames"]))
     video_ids = dict(zip(videos["path"], videos["video_id"]))
+    disagreements = {}
     with cache.ShardWriter(path, description) as writer:
         for video_path, result in pool.map_videos(list(videos["path"]), params):
             video_id = video_ids[video_path]
-            if not isinstance(result, BaseException) and len(result) + 1 != expected[video_path]:
-                result = VideoError(f"{video_path}: decoded {len(result) + 1} frames, the "
-                                    f"manifest says {expected[video_path]}")
             if isinstance(result, BaseException):
                 if strict:
                     raise result
                 writer.skip(video_id, str(result))
             else:
                 writer.add(video_id, {"flow": result}, {"n_frames": len(result) + 1})
+                disagreements.update(header_disagreement(video_id, header[video_path],
+                                                         len(result) + 1))
                 pairs += len(result)
             progress.advance(video_id)
-        writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=pairs)
+        writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=pairs,
+                           **{HEADER_DISAGREES: disagreements})

@@ -12,8 +12,21 @@ import numpy as np
 StrPath = str | PathLike
 
 
+HEADER_DISAGREES = "header_disagrees"
+"""The key, in a flow or feature shard's info, of the videos whose decoded frame count differs
+from their header's: {video_id: {"header": n, "decoded": m}}, for the report to list."""
+
+
 class VideoError(ValueError):
     """A video that cannot be opened, decoded or written; the message names the file."""
+
+
+def header_disagreement(video_id: str, header: int, decoded: int) -> dict:
+    """{video_id: {"header": header, "decoded": decoded}} when the counts differ, else {}: the
+    decoded count is the one used, the header's is often an estimate (0 when it has none)."""
+    if header == decoded:
+        return {}
+    return {video_id: {"header": int(header), "decoded": int(decoded)}}
 
 
 def _open(path: StrPath) -> cv2.VideoCapture:
@@ -52,10 +65,17 @@ def read_frames(path: StrPath) -> np.ndarray:
     return np.stack(list(iter_frames(path)))
 
 
+def count_frames(path: StrPath) -> int:
+    """The number of frames `read_frames` decodes from `path`: exact, unlike the header's
+    count, at the cost of decoding the video (one frame in memory at a time)."""
+    return sum(1 for _ in iter_frames(path))
+
+
 def probe_frame_count(path: StrPath) -> int:
     """Frame count from the container header (CAP_PROP_FRAME_COUNT), without decoding.
 
-    Cheap but only as exact as the header; a header without a count gives 0.
+    Cheap but only as exact as the header, which containers often fill with an estimate; a
+    header without a count gives 0. `count_frames` decodes for the exact count.
     """
     capture = _open(path)
     try:

@@ -13,6 +13,8 @@ from pipeline.datasets import hmdb51, thumos13, ucf101
 from pipeline.manifest import (
     MANIFEST_COLUMNS,
     SPLIT_COLUMNS,
+    check_split,
+    check_trainable,
     decode_tubes,
     encode_tubes,
     probe_frames,
@@ -20,6 +22,7 @@ from pipeline.manifest import (
     write_manifest,
 )
 from pipeline.video import write_video
+from test_video import claim_frames
 
 FIXTURES = Path(__file__).parent / "fixtures" / "datasets"
 
@@ -141,6 +144,94 @@ def test_ucf101_video_listed_twice(ucf):
         ucf101.read_split(splits, videos, 1)
 
 
+def test_ucf101_path_leaving_its_class_folder_is_refused(ucf):
+    # the video lies in Basketball/ but the line would label it ApplyEyeMakeup
+    splits, videos = ucf
+    _touch_videos(videos, ["Basketball/v_Basketball_g20_c01.avi"])
+    with open(splits / "trainlist01.txt", "a") as f:
+        f.write("ApplyEyeMakeup/../Basketball/v_Basketball_g20_c01.avi 1\n")
+    with pytest.raises(ValueError, match=r"trainlist01.txt: .*\.\./Basketball.* leaves its class "
+                                         r"folder ApplyEyeMakeup/"):
+        ucf101.read_split(splits, videos, 1)
+
+
+def test_ucf101_accepts_a_byte_order_mark(ucf):
+    splits, videos = ucf
+    for name in ("classInd.txt", "trainlist01.txt", "testlist01.txt"):
+        (splits / name).write_bytes(b"\xef\xbb\xbf" + (splits / name).read_bytes())
+    df = ucf101.read_split(splits, videos, 1)
+    assert len(df) == 8 and df.attrs["classes"][0] == "ApplyEyeMakeup"
+
+
+def test_ucf101_latin1_split_file_names_file_line_and_encoding(ucf):
+    splits, videos = ucf
+    _touch_videos(videos, ["Basketball/v_Basketball_caf\u00e9.avi"])
+    with open(splits / "testlist01.txt", "ab") as f:
+        f.write("Basketball/v_Basketball_caf\u00e9.avi\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"testlist01.txt, line 4: not UTF-8 text \(byte 0xe9\)"):
+        ucf101.read_split(splits, videos, 1)
+
+
+# --- a split no model can be trained and tested on (check_split) ------------------------------
+
+
+def _subset(splits: Path, classes: list[str]):
+    """Make classInd.txt list only ``classes`` (ids 1..K) and relabel the training lines."""
+    (splits / "classInd.txt").write_text("".join(f"{i} {name}\n"
+                                                  for i, name in enumerate(classes, start=1)))
+    lines = []
+    for line in (splits / "trainlist01.txt").read_text().splitlines():
+        rel = line.split()[0]
+        if rel.split("/")[0] in classes:
+            lines.append(f"{rel} {classes.index(rel.split('/')[0]) + 1}")
+    (splits / "trainlist01.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_check_split_accepts_a_split_with_every_class_trained_and_tested(ucf):
+    splits, videos = ucf
+    _subset(splits, ["ApplyEyeMakeup", "Basketball", "BasketballDunk"])
+    check_split(ucf101.read_split(splits, videos, 1))
+
+
+def test_check_split_names_a_class_without_training_videos_in_the_middle_of_classind(ucf):
+    # a UCF101 subset that keeps Archery in classInd.txt but lists none of its videos: the
+    # model would score a class it never saw, found only in Evaluate after all training
+    splits, videos = ucf
+    _subset(splits, ["ApplyEyeMakeup", "Archery", "Basketball", "BasketballDunk"])
+    table = ucf101.read_split(splits, videos, 1)
+    with pytest.raises(ValueError, match=r"trainlist01.txt: class Archery has no training videos, "
+                                         r"but the model scores all 4 classes of .*classInd.txt"):
+        check_split(table)
+
+
+def test_check_split_names_an_empty_train_or_test_list(ucf):
+    splits, videos = ucf
+    _subset(splits, ["ApplyEyeMakeup", "Basketball", "BasketballDunk"])
+    for name, part in (("testlist01.txt", "test"), ("trainlist01.txt", "train")):
+        (splits / name).write_text("")
+        with pytest.raises(ValueError, match=rf"{name}: no {part} videos"):
+            check_split(ucf101.read_split(splits, videos, 1))
+
+
+def test_check_split_names_the_hmdb51_file_of_a_class_without_training_videos(hmdb):
+    splits, videos = hmdb
+    text = (splits / "climb_stairs_test_split1.txt").read_text()
+    (splits / "climb_stairs_test_split1.txt").write_text(text.replace(" 1", " 2"))
+    with pytest.raises(ValueError, match=r"climb_stairs_test_split1.txt: class climb_stairs has "
+                                         r"no training videos"):
+        check_split(hmdb51.read_split(splits, videos, 1))
+
+
+def test_check_trainable_names_a_class_whose_training_videos_were_all_skipped():
+    manifest = pd.DataFrame({"video_id": ["a1", "a2", "b1", "b2"], "label": ["A", "A", "B", "B"],
+                             "label_index": [0, 0, 1, 1],
+                             "split": ["train", "test", "train", "test"]})
+    check_trainable(manifest, {"a1", "b1"})
+    with pytest.raises(ValueError, match=r"class B: all its 1 training videos were skipped "
+                                         r"upstream \(e.g. b1"):
+        check_trainable(manifest, {"a1", "a2", "b2"})
+
+
 # --- HMDB51 -----------------------------------------------------------------------------------
 
 
@@ -188,6 +279,26 @@ def test_hmdb51_split_without_files(hmdb):
     splits, videos = hmdb
     with pytest.raises(FileNotFoundError, match=r"testTrainMulti_7030_splits.*split 3"):
         hmdb51.read_split(splits, videos, 3)
+
+
+def test_hmdb51_path_leaving_its_class_folder_is_refused(hmdb):
+    splits, videos = hmdb
+    _touch_videos(videos, ["climb_stairs/stairs_again.avi"])
+    with open(splits / "brush_hair_test_split1.txt", "a") as f:
+        f.write("../climb_stairs/stairs_again.avi 1\n")
+    with pytest.raises(ValueError, match=r"brush_hair_test_split1.txt: .* leaves its class "
+                                         r"folder brush_hair/"):
+        hmdb51.read_split(splits, videos, 1)
+
+
+def test_hmdb51_accepts_a_byte_order_mark_and_names_a_latin1_file(hmdb):
+    splits, videos = hmdb
+    path = splits / "brush_hair_test_split1.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert len(hmdb51.read_split(splits, videos, 1)) == 5
+    path.write_bytes(path.read_bytes()[3:] + "caf\u00e9.avi 0\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"brush_hair_test_split1.txt, line \d+: not UTF-8"):
+        hmdb51.read_split(splits, videos, 1)
 
 
 # --- THUMOS13 / UCF101-24 pyannot.pkl ---------------------------------------------------------
@@ -328,6 +439,24 @@ def test_thumos13_numf_disagreeing_with_the_video(ucf, tmp_path):
     assert rows.loc["v_Basketball_g01_c02", "n_frames"] == 40
     assert rows.loc["v_Basketball_g01_c02", "tubes_skipped"] == ""
     assert len(decode_tubes(rows.loc["v_Basketball_g01_c02", "tubes"])) == 1
+
+
+@pytest.mark.parametrize("header, decoded, numf, kept", [(12, 8, 8, True), (12, 8, 12, False)])
+def test_probe_frames_judges_boxes_by_the_decoded_count_not_the_header(
+        ucf, tmp_path, header, decoded, numf, kept):
+    # The header's count is often an estimate: boxes annotated on the 8 decoded frames line up
+    # although the header says 12; boxes annotated on 12 frames do not, whatever the header.
+    splits, videos = ucf
+    data = _pyannot()
+    data["Basketball/v_Basketball_g01_c02"]["numf"] = np.uint16(numf)
+    video = videos / "Basketball" / "v_Basketball_g01_c02.avi"
+    _write_frames(video, decoded)
+    claim_frames(video, header)
+    df = thumos13.read_split(splits, videos, _dump(tmp_path / "pyannot.pkl", data))
+    rows = probe_frames(df).set_index("video_id")
+    assert rows.loc["v_Basketball_g01_c02", "n_frames"] == decoded
+    assert (rows.loc["v_Basketball_g01_c02", "tubes_skipped"] == "") == kept
+    assert (rows.loc["v_Basketball_g01_c02", "tubes"] != "") == kept
 
 
 def test_thumos13_label_disagreeing_with_classind(ucf, tmp_path):

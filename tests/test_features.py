@@ -1,10 +1,13 @@
 """Frame preprocessing, pool5/fc7 extraction and frame-classifier fine-tuning."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from models import vgg16
-from pipeline import features
+from pipeline import cache, features
+from pipeline.progress import Progress
+from pipeline.video import HEADER_DISAGREES
 
 
 def test_rgb_preprocessing_is_bgr_minus_imagenet_mean():
@@ -72,3 +75,25 @@ def test_finetune_names_an_unknown_layer():
     with pytest.raises(ValueError, match="finetune_from='fc9'"):
         features.finetune(model, np.zeros((2, 32, 32, 3), np.uint8), np.zeros(2), "rgb", 32,
                           "fc9", 1, 1e-3, 2, 0)
+
+
+@pytest.mark.parametrize("stream, offset", [("rgb", 0), ("flow", 1)])
+def test_feature_shard_trusts_the_decoded_frame_count_and_records_the_header(tmp_path, stream,
+                                                                            offset):
+    # 5 frames decoded (flow: 5 images of 6 frames) where the header said 9 or 6 + offset
+    model = vgg16.initialise(stream, 2, 32, "none", seed=0)
+    extractor = vgg16.feature_extractor(model)
+    channels = vgg16.STREAM_CHANNELS[stream]
+    clip = np.random.default_rng(2).integers(0, 255, (5, 24, 30, channels), dtype=np.uint8)
+    videos = pd.DataFrame({"video_id": ["estimated", "exact"], "label_index": [0, 1],
+                           "n_frames": [9, 5 + offset], "path": ["a.avi", "b.avi"]})
+    description = cache.describe("features", {"stream": stream})
+    with Progress(2, "features") as progress:
+        features.write_feature_shard(tmp_path / "shard.h5", description, videos,
+                                     lambda row: iter(clip), extractor, stream, 32, 2,
+                                     "float16", strict=True, progress=progress)
+    with cache.Shard(tmp_path / "shard.h5", description) as shard:
+        assert sorted(shard.videos) == ["estimated", "exact"] and not shard.skipped
+        assert shard.length("estimated", "fc7") == 5
+        assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 9,
+                                                              "decoded": 5 + offset}}

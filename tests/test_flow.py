@@ -8,12 +8,15 @@ import time
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.ndimage import gaussian_filter
 
+from pipeline import cache
 from pipeline.flow import (FlowPool, TVL1Params, dequantize, quantize, tvl1,
-                           video_flow)
-from pipeline.video import VideoError, read_frames, write_video
+                           video_flow, write_flow_shard)
+from pipeline.progress import Progress
+from pipeline.video import HEADER_DISAGREES, VideoError, read_frames, write_video
 
 MARGIN = 8
 
@@ -142,6 +145,27 @@ def test_pool_equals_sequential_and_survives_a_broken_video(pool, tmp_path):
     for path in bad:
         assert isinstance(results[str(path)], VideoError)
         assert str(path) in str(results[str(path)])
+
+
+def test_flow_shard_trusts_the_decoded_frame_count_and_records_the_header(pool, tmp_path):
+    # The manifest's count is the header's, often an estimate (12 for 8 frames, or 0 when the
+    # header has none): the readable video is kept, the disagreement listed in the shard info.
+    rng = np.random.default_rng(7)
+    paths = [tmp_path / f"{name}.avi" for name in ("estimated", "uncounted", "exact")]
+    for path in paths:
+        write_video(path, shifted_clip(rng, [(1, 0)] * 7))
+    videos = pd.DataFrame({"video_id": [p.stem for p in paths], "path": [str(p) for p in paths],
+                           "n_frames": [12, 0, 8]})
+    description = cache.describe("flow", {"bound": 20.0})
+    with Progress(3, "flow") as progress:
+        write_flow_shard(tmp_path / "shard.h5", description, videos, TVL1Params(), pool,
+                         strict=True, progress=progress)
+    with cache.Shard(tmp_path / "shard.h5", description) as shard:
+        assert sorted(shard.videos) == ["estimated", "exact", "uncounted"] and not shard.skipped
+        assert {video: shard.length(video, "flow") for video in shard.videos} == {
+            "estimated": 7, "exact": 7, "uncounted": 7}
+        assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 12, "decoded": 8},
+                                                "uncounted": {"header": 0, "decoded": 8}}
 
 
 def test_pool_frames_equal_sequential_with_and_without_initial_flow(pool):

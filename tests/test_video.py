@@ -1,10 +1,22 @@
 """Video decoding and writing through OpenCV on real AVI files."""
 
+import struct
+
 import cv2
 import numpy as np
 import pytest
 
-from pipeline.video import VideoError, iter_frames, probe_frame_count, read_frames, write_video
+from pipeline.video import (VideoError, count_frames, iter_frames, probe_frame_count,
+                            read_frames, write_video)
+
+
+def claim_frames(path, count: int) -> None:
+    """Rewrite an AVI's header to claim ``count`` frames (the main header's dwTotalFrames and
+    the stream header's dwLength), as containers that store an estimate do."""
+    data = bytearray(path.read_bytes())
+    struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, count)
+    struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, count)
+    path.write_bytes(bytes(data))
 
 
 def _smooth_frames(n=6, h=48, w=64):
@@ -47,9 +59,17 @@ def test_probe_frame_count_reads_the_header(tmp_path):
     assert probe_frame_count(path) == 7
 
 
+def test_count_frames_decodes_where_the_header_is_an_estimate(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, _smooth_frames(n=8))
+    claim_frames(path, 12)
+    assert probe_frame_count(path) == 12
+    assert count_frames(path) == len(read_frames(path)) == 8
+
+
 def test_missing_file_is_a_video_error_naming_it(tmp_path):
     path = tmp_path / "absent.avi"
-    for call in (iter_frames, read_frames, probe_frame_count):
+    for call in (iter_frames, read_frames, probe_frame_count, count_frames):
         with pytest.raises(VideoError, match="absent.avi"):
             call(path)
 

@@ -3,7 +3,8 @@
 Supported format (as distributed with HMDB51): one file per class and split,
 `<class>_test_split<N>.txt`, with lines "<video file name> <flag>" where 1 = train, 2 = test
 and 0 = not used (dropped). Videos live at `<videos_root>/<class>/<video file name>`. Class
-indices follow the sorted class names.
+indices follow the sorted class names. Files are read as UTF-8, with or without a byte-order
+mark.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.manifest import add_listed_video, split_frame
+from pipeline.manifest import add_listed_video, split_file_lines, split_frame
 
 _FLAGS = {"0": None, "1": "train", "2": "test"}
 
@@ -31,9 +32,7 @@ def read_split(splits_dir: str | PathLike, videos_root: str | PathLike, split: i
     rows, seen = [], {}
     for label_index, class_name in enumerate(names):
         list_path = class_files[class_name]
-        with open(list_path, encoding="utf-8") as f:
-            lines = [(n, line.strip()) for n, line in enumerate(f, start=1) if line.strip()]
-        for n, line in lines:
+        for n, line in split_file_lines(list_path):
             fields = line.rsplit(maxsplit=1)
             if len(fields) != 2 or fields[1] not in _FLAGS:
                 raise ValueError(
@@ -43,4 +42,5 @@ def read_split(splits_dir: str | PathLike, videos_root: str | PathLike, split: i
                 continue
             add_listed_video(rows, seen, list_path, file_name, videos_root / class_name / file_name,
                              class_name, label_index, split_name)
-    return split_frame(rows)
+    return split_frame(rows, names, splits_dir,
+                       {name: {"train": path, "test": path} for name, path in class_files.items()})

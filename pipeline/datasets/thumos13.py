@@ -175,7 +175,7 @@ def read_split(
     """UCF101 split restricted to the classes in the annotation file, with tubes attached.
 
     Labels are re-indexed 0..K-1 in classInd order; each annotated video's own label must
-    agree with that index. `annotated_frames` is the file's numf (0 for a video it lacks), which
+    agree with that index. The label space is the annotation file's classes (attrs). `annotated_frames` is the file's numf (0 for a video it lacks), which
     `probe_frames` compares with the video's frame count.
     """
     annotations_path = Path(annotations_path)
@@ -191,4 +191,5 @@ def read_split(
             )
     df["annotated_frames"] = np.array([int(by_id[v]["numf"]) if v in by_id else 0
                                        for v in df["video_id"]], dtype=np.int64)
+    df.attrs["classes_from"] = str(annotations_path)
     return attach_tubes(df, {video_id: _tubes(video) for video_id, video in by_id.items()})

@@ -3,7 +3,8 @@
 Supported format (as distributed with UCF101): `classInd.txt` with lines "1 ApplyEyeMakeup"
 (1-based ids), `trainlist0N.txt` with lines "ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1",
 `testlist0N.txt` with lines "ApplyEyeMakeup/v_ApplyEyeMakeup_g01_c01.avi" (class from the
-folder). Videos live at `<videos_root>/<Class>/<file>`. Either line ending is accepted.
+folder). Videos live at `<videos_root>/<Class>/<file>`. Either line ending is accepted, and
+UTF-8 files with or without a byte-order mark.
 """
 
 from __future__ import annotations
@@ -14,15 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.manifest import add_listed_video, split_frame
+from pipeline.manifest import add_listed_video, split_file_lines, split_frame
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
     """(1-based line number, whitespace-separated fields) of every non-blank line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: split file does not exist")
-    with open(path, encoding="utf-8") as f:
-        return [(n, line.split()) for n, line in enumerate(f, start=1) if line.strip()]
+    return [(n, line.split()) for n, line in split_file_lines(path)]
 
 
 def read_class_index(path: str | PathLike) -> list[str]:
@@ -97,4 +95,4 @@ def read_split(
                 continue
             add_listed_video(rows, seen, list_path, rel, videos_root / rel, class_name,
                              label_index[class_name], split_name)
-    return split_frame(rows)
+    return split_frame(rows, names, class_ind, {name: lists for name in names})
