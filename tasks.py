@@ -460,7 +460,8 @@ class ModelTask(DatasetTask):
 
     def inputs(self):
         from pipeline.training import ModelInputs
-        return ModelInputs.of(self.arch, self.stream, self.attention)
+        return ModelInputs.of(self.arch, self.stream, self.attention,
+                              config.model().sizes().alstm_motion_input)
 
     def model_name(self) -> str:
         attention = "motion" if self.inputs().motion else "appearance"

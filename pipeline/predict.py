@@ -26,7 +26,7 @@ from models.registry import ARCHITECTURES, ATTENTIONS, FrameStepper
 from pipeline import features, localization
 from pipeline.datasets.ucf101 import read_class_index
 from pipeline.flow import TVL1Params, quantize, tvl1
-from pipeline.training import MAP_LAYER, ModelInputs
+from pipeline.training import MAP_LAYER, VECTOR_LAYER, ModelInputs
 from pipeline.video import VideoError, iter_frames
 
 STREAMS = ("rgb", "flow")
@@ -113,6 +113,8 @@ class Predictor:
         path = model_file(model_path)
         self.model = keras.models.load_model(path)
         self.stepper = FrameStepper(self.model)
+        self.motion_layer = (VECTOR_LAYER if self.stepper.motion_shape is not None
+                             and len(self.stepper.motion_shape) == 1 else MAP_LAYER)
         if self.stepper.motion != self.inputs.motion:
             raise ValueError(f"{path}: the model {'uses' if self.stepper.motion else 'lacks'} "
                              f"motion attention, but arch={arch!r} attention={attention!r} "
@@ -121,7 +123,7 @@ class Predictor:
                            for name, convnet in convnets.items() if convnet is not None}
         self._check_shape(path, "features", stream, self.inputs.layer)
         if self.inputs.motion:
-            self._check_shape(path, "motion", "flow", MAP_LAYER)
+            self._check_shape(path, "motion", "flow", self.motion_layer)
 
     @staticmethod
     def _extractor(path, stream: str, precision: str) -> keras.Model:
@@ -156,7 +158,7 @@ class Predictor:
         own = flow if self.inputs.stream == "flow" else self._features("rgb", frame)
         inputs_t = {"features": own[self.inputs.layer][None]}
         if self.inputs.motion:
-            inputs_t["motion"] = flow[MAP_LAYER][None]
+            inputs_t["motion"] = flow[self.motion_layer][None]
         scores, attention, states = self.stepper.step(inputs_t, states)
         scores = keras.ops.convert_to_numpy(scores)[0].astype(np.float64)
         box = previous_box

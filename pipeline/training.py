@@ -36,17 +36,24 @@ class ModelInputs:
     stream: str
     layer: str
     motion: bool
+    motion_layer: str = MAP_LAYER
 
     @staticmethod
-    def of(arch: str, stream: str, attention: str) -> "ModelInputs":
-        """convnet and lstm read fc7; the others pool5; motion attention adds flow pool5."""
+    def of(arch: str, stream: str, attention: str, alstm_motion_input: str = MAP_LAYER
+           ) -> "ModelInputs":
+        """convnet and lstm read fc7; the others pool5; motion attention adds the flow stream's
+        pool5, or its fc7 for alstm with [model] alstm_motion_input = fc7."""
         layer = VECTOR_LAYER if arch in ("convnet", "lstm") else MAP_LAYER
-        return ModelInputs(stream, layer, arch == "videolstm" or attention == "motion")
+        motion = arch == "videolstm" or attention == "motion"
+        motion_layer = (VECTOR_LAYER if motion and arch == "alstm"
+                        and alstm_motion_input == VECTOR_LAYER else MAP_LAYER)
+        return ModelInputs(stream, layer, motion, motion_layer)
 
 
 class FeatureSource:
     """Snippets of cached features of many videos, read from open shards on demand (the
-    dataset is never loaded whole). Motion input is always the flow stream's pool5.
+    dataset is never loaded whole). Motion input is the flow stream's pool5 (its fc7 for the
+    ALSTM with [model] alstm_motion_input = fc7).
 
     shards: {stream: {shard path: the description a reader expects of it}}.
     """
@@ -72,7 +79,7 @@ class FeatureSource:
     def _streams(self) -> list[tuple[str, str, str]]:
         needed = [("features", self.inputs.stream, self.inputs.layer)]
         if self.inputs.motion:
-            needed.append(("motion", "flow", MAP_LAYER))
+            needed.append(("motion", "flow", self.inputs.motion_layer))
         return needed
 
     def videos_cached(self) -> set[str]:

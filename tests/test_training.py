@@ -40,6 +40,9 @@ def test_model_inputs_follow_the_paper():
         training.ModelInputs("flow", "pool5", False)
     assert training.ModelInputs.of("videolstm", "rgb", "appearance").motion
     assert training.ModelInputs.of("alstm", "rgb", "motion").motion
+    assert training.ModelInputs.of("alstm", "rgb", "motion").motion_layer == "pool5"
+    assert training.ModelInputs.of("alstm", "rgb", "motion", "fc7").motion_layer == "fc7"
+    assert training.ModelInputs.of("videolstm", "rgb", "motion", "fc7").motion_layer == "pool5"
 
 
 def test_source_aligns_rgb_with_flow_and_knows_skipped_videos(shards):
