@@ -126,6 +126,14 @@ class ShardWriter:
             group.attrs[key] = value
         self.videos.append(video_id)
 
+    def copy(self, source: "Shard", video_id: str) -> None:
+        """Store a video another complete shard of the same stage already holds, as it is
+        there (arrays, checksums and attributes), instead of computing it again."""
+        source._check_cached(video_id, "group")
+        with _damage_is_corrupt(source.path, video_id):
+            source._file.copy(source._file[video_id], self._file, name=video_id)
+        self.videos.append(video_id)
+
     def skip(self, video_id: str, reason: str) -> None:
         """Record a video that could not be processed; the shard's other videos still complete."""
         self.skipped[video_id] = reason
@@ -207,6 +215,32 @@ class Shard:
     def attrs(self, video_id: str) -> dict:
         """The per-video attributes (e.g. label index)."""
         return dict(self._file[video_id].attrs)
+
+
+def held_videos(folder: str | Path, expected: Mapping, fingerprints: Mapping[str, str],
+                exclude: str | Path | None = None) -> dict[str, Path]:
+    """Which of the videos (id -> content fingerprint) complete shards in ``folder`` already
+    hold with that fingerprint, made as ``expected`` describes (its "videos" entry aside): a
+    new sharding of the same stage copies them instead of recomputing. Shards that cannot be
+    read or were made otherwise are passed over."""
+    expected = {**expected, "upstream": {k: v for k, v in expected["upstream"].items()
+                                         if k != "videos"}}
+    found: dict[str, Path] = {}
+    for path in sorted(Path(folder).glob("shard-*.h5")):
+        if exclude is not None and path == Path(exclude):
+            continue
+        try:
+            with Shard(path) as shard:
+                description = {**shard.description, "upstream": {
+                    k: v for k, v in shard.description["upstream"].items() if k != "videos"}}
+                check_description(description, expected, path)
+                for video in shard.videos:
+                    if (video not in found and video in fingerprints
+                            and shard.attrs(video).get("fingerprint") == fingerprints[video]):
+                        found[video] = path
+        except CacheError:
+            continue
+    return found
 
 
 @contextmanager

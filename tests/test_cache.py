@@ -161,3 +161,36 @@ def test_array_checksum_sees_values_dtype_and_shape():
     b = a.copy()
     b[3] += 1
     assert cache.array_checksum([a]) != cache.array_checksum([b])
+
+
+def with_videos(desc, videos_hash):
+    return {**desc, "upstream": {**desc["upstream"], "videos": videos_hash}}
+
+
+def test_a_new_sharding_finds_and_copies_what_old_shards_hold(tmp_path):
+    """Old shard holds v_a (fingerprint 1) and v_b (fingerprint 2); a new shard of the same
+    stage wants v_a with fingerprint 1 (found), v_b with another fingerprint (a changed video:
+    not found) and v_c (never computed)."""
+    base = description()
+    old = tmp_path / "shard-000-of-001-aaaa.h5"
+    arrays = {"v_a": np.arange(24, dtype=np.uint8).reshape(3, 2, 2, 2),
+              "v_b": np.ones((2, 2, 2, 2), np.uint8)}
+    with cache.ShardWriter(old, with_videos(base, "aaaa")) as writer:
+        for (video, array), fingerprint in zip(arrays.items(), ("1", "2")):
+            writer.add(video, {"flow": array}, {"fingerprint": fingerprint, "n_frames": 4})
+    other_settings = tmp_path / "shard-000-of-001-bbbb.h5"
+    with cache.ShardWriter(other_settings, with_videos(description(bound=5), "bbbb")) as writer:
+        writer.add("v_c", {"flow": np.zeros((2, 2, 2, 2), np.uint8)}, {"fingerprint": "3"})
+    wanted = {"v_a": "1", "v_b": "changed", "v_c": "3"}
+    found = cache.held_videos(tmp_path, with_videos(base, "cccc"), wanted)
+    assert found == {"v_a": old}
+    new = tmp_path / "shard-000-of-002-cccc.h5"
+    with cache.ShardWriter(new, with_videos(base, "cccc")) as writer, cache.Shard(old) as source:
+        writer.copy(source, "v_a")
+    with cache.Shard(new, with_videos(base, "cccc")) as shard:
+        assert shard.videos == ["v_a"]
+        np.testing.assert_array_equal(shard.read("v_a", "flow"), arrays["v_a"])
+        assert shard.attrs("v_a") == {"fingerprint": "1", "n_frames": 4}
+    # the shard being written is not a source of itself
+    assert cache.held_videos(tmp_path, with_videos(base, "cccc"), wanted, exclude=new) == {
+        "v_a": old}
