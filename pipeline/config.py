@@ -2,27 +2,46 @@
 embedded CPU default) or the file that LUIGI_CONFIG_PATH names (e.g. configs/paper.cfg).
 
 Each section validates its values when first used, so a bad setting stops the run with a
-one-line message naming it before any long work starts.
+one-line message naming it before any long work starts; `preflight` and `check_task_sections`
+check every file, section, key and value in force (pipeline/config_files.py) and every setting
+at import, before any work.
 """
 
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 
 import luigi
 
+from pipeline import config_files as files
+from pipeline.config_files import ConfigError
+
 DATASETS = ("synthetic", "ucf101", "hmdb51", "thumos13")
-
-
-class ConfigError(ValueError):
-    """A setting out of range or missing; the message names it and says how to fix it."""
+VGG16_LAYERS = ("block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "block2_conv2",
+                "block2_pool", "block3_conv1", "block3_conv2", "block3_conv3", "block3_pool",
+                "block4_conv1", "block4_conv2", "block4_conv3", "block4_pool", "block5_conv1",
+                "block5_conv2", "block5_conv3", "block5_pool", "flatten", "fc1", "fc2",
+                "predictions")
+"""The layers of Keras' VGG-16 after its input, in order, known without Keras so that
+[convnet] finetune_from is checked before any work."""
+FUSION_PLACEHOLDERS = ("dataset", "split")
 
 
 def require(condition: bool, setting: str, message: str) -> None:
-    """Raise ConfigError for ``[section] key`` unless ``condition`` holds."""
+    """Raise `setting_error` for ``[section] key`` unless ``condition`` holds."""
     if not condition:
-        raise ConfigError(f"{setting} {message} (set it in {config_files()})")
+        raise setting_error(setting, message)
+
+
+def setting_error(setting: str, message: str) -> ConfigError:
+    """A ConfigError about ``[section] key`` naming the file that sets it (or the one to set it
+    in)."""
+    section, key = setting[1:].split("] ", 1)
+    source = files.source_of(section, key)
+    return ConfigError(f"{setting} {message} "
+                       f"({f'set in {source}' if source else f'set it in {config_files()}'})")
 
 
 def config_files() -> str:
@@ -41,6 +60,7 @@ class run(luigi.Config):
 
     def validate(self) -> "run":
         require(self.shards > 0, "[run] shards", f"must be > 0, got {self.shards}")
+        require(self.seed >= 0, "[run] seed", f"must be >= 0, got {self.seed}")
         return self
 
 
@@ -140,6 +160,9 @@ class convnet(luigi.Config):
         require(self.batch_size > 0, "[convnet] batch_size", f"must be > 0, got {self.batch_size}")
         require(self.learning_rate > 0, "[convnet] learning_rate",
                 f"must be > 0, got {self.learning_rate}")
+        require(self.finetune_from in VGG16_LAYERS, "[convnet] finetune_from",
+                f"= {self.finetune_from} is not a VGG-16 layer; choose one of "
+                f"{', '.join(VGG16_LAYERS)}")
         return self
 
 
@@ -220,6 +243,25 @@ class fusion(luigi.Config):
     idt_weight = luigi.FloatParameter(default=1.0)
     objects_weight = luigi.FloatParameter(default=1.0)
 
+    def validate(self) -> "fusion":
+        """A score file's path may hold only {dataset} and {split}; without them the file must
+        exist, with them the folder before the first one (which datasets a run fuses is known
+        only to its tasks; Fuse names a missing file)."""
+        for key in ("idt", "objects"):
+            path = getattr(self, key)
+            try:
+                fields = {field for _, field, _, _ in string.Formatter().parse(path) if field}
+            except ValueError as error:
+                raise setting_error(f"[fusion] {key}", f"= {path}: {error}") from None
+            unknown = sorted(fields - set(FUSION_PLACEHOLDERS))
+            require(not unknown, f"[fusion] {key}", f"= {path} holds {{{', '.join(unknown)}}}: "
+                    "a path may hold only {dataset} and {split}")
+            fixed = Path(path.split("{")[0]).expanduser()
+            needed = fixed.parent if fields else fixed
+            require(not path or needed.exists(), f"[fusion] {key}",
+                    f"= {path}: {needed} does not exist")
+        return self
+
 
 def dataset_folders(dataset: str) -> None:
     """A real dataset's folders must be set and exist (the synthetic one is generated)."""
@@ -236,17 +278,22 @@ def dataset_folders(dataset: str) -> None:
                 f"= {value} does not exist: point it at the dataset's {key}")
 
 
-def preflight(datasets: list[str]) -> None:
-    """Check every setting before any work starts; a ConfigError names the first bad one."""
+def preflight(datasets: list[str] | None = None) -> None:
+    """Check the config files and every setting before any work starts (default datasets: [run]
+    dataset); a ConfigError names the first bad one. Call it before anything reads a setting;
+    a task's section is checked by `check_task_sections` once the task classes exist."""
     from models.imagenet import WeightsNotFoundError, find_imagenet_weights
     from pipeline.datasets.synthetic import SyntheticSpec
     from pipeline.flow import TVL1Params
+    files.check_config(unknown_sections_allowed=True)
+    datasets = [run().dataset] if datasets is None else datasets
     run().validate()
     flow().worker_count()
     convnet().validate()
     model().sizes()
     train().validate()
     evaluate().validate()
+    fusion().validate()
     section = synthetic()
     checks = {"[synthetic]": lambda: SyntheticSpec(
         classes=section.classes, train_per_class=section.train_per_class,
@@ -268,3 +315,9 @@ def preflight(datasets: list[str]) -> None:
     for dataset in datasets:
         require(dataset in DATASETS, "[run] dataset", f"must be one of {DATASETS}, got {dataset}")
         dataset_folders(dataset)
+
+
+def check_task_sections() -> None:
+    """Every config section must now name a registered class (a task's section may set its
+    parameters): call it once the task classes are defined."""
+    files.check_config(unknown_sections_allowed=False)
