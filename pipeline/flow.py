@@ -3,7 +3,8 @@
 The flow stream's input is the horizontal and vertical TV-L1 flow between every two adjacent
 frames, clipped to +-bound pixels and linearly rescaled to [0, 255]. `FlowPool` spreads the work
 over one single-threaded process per core, started with "spawn" so that nothing depends on
-OpenCV state inherited through fork (Luigi's `--workers N` forks its workers).
+OpenCV state inherited through fork (Luigi's `--workers N` forks its workers); leaving its
+`with` block on an exception kills them at once.
 """
 
 import concurrent.futures as cf
@@ -211,11 +212,22 @@ class FlowPool:
     def __enter__(self) -> "FlowPool":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
 
     def close(self) -> None:
         """Stop the workers, dropping work not yet started."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def terminate(self) -> None:
+        """Stop the workers now, dropping all work: on an error or a stop (Ctrl-C, SIGTERM as
+        pipeline.termination raises it), where waiting for the running chunks would take
+        minutes. A chunk's TV-L1 cannot be interrupted, so the workers are killed."""
+        for process in list(self._executor._processes.values()):  # public only in Python 3.14
+            process.kill()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
     def _chunks(self, n_pairs: int, params: TVL1Params) -> list[tuple[int, int]]:

@@ -4,7 +4,11 @@ import multiprocessing
 import os
 import queue
 import signal
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -204,3 +208,70 @@ def test_pool_runs_in_a_fork_of_a_process_that_used_opencv_threads():
     assert got is not None, "FlowPool in a forked child did not finish within 60 s"
     assert child.exitcode == 0
     np.testing.assert_array_equal(got, expected)
+
+
+STOPPED_MID_FLOW = textwrap.dedent("""
+    import sys
+    import numpy as np
+    from pipeline import termination
+    from pipeline.flow import FlowPool, TVL1Params
+    termination.install()
+    frames = np.random.default_rng(0).integers(0, 255, (17, 240, 320, 3), dtype=np.uint8)
+    partial = sys.argv[1] + "-partial"
+    open(partial, "w").close()
+    try:
+        with FlowPool(processes=2, chunk_pairs=8) as pool:  # two chunks of ~15 s each
+            pool.flow_frames(frames, TVL1Params())
+    finally:
+        import os
+        os.unlink(partial)
+""")
+
+
+def _session_processes(sid: int) -> list[tuple[int, float]]:
+    """(pid, CPU seconds) of the live processes of a session."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append((int(stat.parent.name),
+                          (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")))
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_ends_the_flow_pool_at_once_and_leaves_no_process(tmp_path, stop):
+    # SIGTERM (timeout, SLURM, Kubernetes) used to end the process on the spot, orphaning its
+    # workers, which then blocked on a pipe write; SIGINT waited for the running chunks.
+    output, log = tmp_path / "shard.h5", tmp_path / "stderr.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-c", STOPPED_MID_FLOW, str(output)],
+                                   stderr=stderr, start_new_session=True,
+                                   cwd=Path(__file__).resolve().parents[1])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None and sum(
+            cpu > 1.0 for pid, cpu in _session_processes(process.pid) if pid != process.pid) < 2:
+        time.sleep(0.1)
+    try:
+        assert process.poll() is None, log.read_text()
+        process.send_signal(stop)  # to the command alone, as Kubernetes does
+        stopped = time.monotonic()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        waited = time.monotonic() - stopped
+        while _session_processes(process.pid) and time.monotonic() < stopped + 20:
+            time.sleep(0.1)
+        left = _session_processes(process.pid)
+    finally:
+        for pid, _ in _session_processes(process.pid):
+            os.kill(pid, signal.SIGKILL)
+    assert waited < 5, f"the command took {waited:.0f} s to stop"
+    assert not left, f"processes left running: {left}"
+    assert not (tmp_path / "shard.h5-partial").exists()
+    expected = "Terminated: stopped by SIGTERM" if stop == signal.SIGTERM else "KeyboardInterrupt"
+    assert expected in log.read_text()
