@@ -10,6 +10,7 @@ scores averaged); the tube is LOWESS-smoothed once the video has ended.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -237,6 +238,13 @@ def _write_overlay(video_path, path: Path, attention: list, boxes: np.ndarray, s
             writer.release()
 
 
+def check_fps(fps: float) -> None:
+    """The overlay video's frame rate must be a finite number > 0; checked before any work, so
+    that a bad --fps does not fail after the ranking and the tube are written."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"--fps must be a frame rate > 0, got {fps}")
+
+
 def predict_video(video_path, predictor: Predictor, out_dir, class_names: Sequence[str],
                   fps: float = 25) -> dict:
     """Apply `predictor` to a video and write its results to `out_dir`.
@@ -249,6 +257,7 @@ def predict_video(video_path, predictor: Predictor, out_dir, class_names: Sequen
     run of the model.
     Returns {"top_class", "score", "frames"}.
     """
+    check_fps(fps)
     n_classes = predictor.model.output["scores"].shape[-1]
     if len(class_names) != n_classes:
         raise ValueError(f"{len(class_names)} class names for a model of {n_classes} classes")
@@ -309,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Command line entry point; a bad input ends with one line naming it and exit status 1."""
     args = _parser().parse_args(argv)
     try:
+        check_fps(args.fps)
         if not Path(args.video).is_file():
             raise VideoError(f"{args.video}: video file does not exist")
         class_names = read_class_names(args.classes)

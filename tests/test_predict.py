@@ -259,3 +259,19 @@ def test_main_names_a_missing_file_and_fails(setup, tmp_path, capsys, missing):
     assert exit_info.value.code not in (0, None)
     err = capsys.readouterr().err
     assert f"no-such-{missing}" in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("fps", ["0", "-25", "nan"])
+def test_main_refuses_a_bad_fps_before_writing_anything(setup, tmp_path, capsys, fps):
+    (tmp_path / "classes.txt").write_text("Jump\nRun\nWave\n")
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(setup["video"]), "--model", str(setup["models"]["videolstm"]),
+              "--rgb-convnet", str(setup["convnets"]["rgb"]),
+              "--flow-convnet", str(setup["convnets"]["flow"]), "--arch", "videolstm",
+              "--attention", "motion", "--classes", str(tmp_path / "classes.txt"),
+              "--out", str(out), "--fps", fps])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert f"--fps must be a frame rate > 0, got {float(fps)}" in err and len(err.splitlines()) == 1
+    assert not out.exists()
