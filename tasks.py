@@ -741,7 +741,7 @@ class MotionSaliencyTubes(DatasetTask):
     def description(self) -> dict:
         return cache.describe("tubes", {"theta": self.theta, "sigma": self.sigma,
                                         "frac": self.frac, "boxes": "clipped to the frame",
-                                        "attention": "motion saliency"},
+                                        "attention": "flow pool5 energy above the frame's lowest"},
                               {"flow": cache.short_hash(features_description(self.dataset,
                                                                              "flow")),
                                "scores": cache.short_hash(self.requires()["scores"]

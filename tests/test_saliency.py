@@ -22,9 +22,10 @@ def test_the_moving_cell_gets_the_attention():
 
 
 def test_hand_worked_energy():
-    """One frame, 1x2 grid, 1 channel of values 0 and 2: mean 1, std 1, standardised -1 and 1,
-    energies 1 and 1, so each cell gets 1/2."""
-    np.testing.assert_allclose(motion_attention(np.array([[[[0.0], [2.0]]]])), [[[0.5, 0.5]]])
+    """One frame, 1x3 grid, 2 channels: norms 1, 5 (3-4-5) and 3; minus the lowest, 0, 4 and
+    2; over their sum 6: 0, 2/3 and 1/3."""
+    maps = np.array([[[[1.0, 0.0], [3.0, 4.0], [0.0, 3.0]]]])
+    np.testing.assert_allclose(motion_attention(maps), [[[0.0, 2 / 3, 1 / 3]]])
 
 
 def test_still_video_is_uniform():

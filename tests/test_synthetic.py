@@ -205,3 +205,18 @@ def test_spec_validation_names_the_setting(setting, value):
 def test_too_many_videos_per_class_is_refused():
     with pytest.raises(ValueError, match="train_per_class"):
         SyntheticSpec(train_per_class=97, test_per_class=5)
+
+
+@pytest.mark.parametrize("class_name, across", [("RedSwing", True), ("YellowSwing", False)])
+def test_a_look_carries_its_texture(class_name, across):
+    """Stripes across change along y (vertical gradients dominate inside the actor's box);
+    stripes down change along x."""
+    spec = dataclasses.replace(TINY, width=160, height=120, frames=2)
+    frames, boxes = render_video(spec, synthetic.CLASS_NAMES.index(class_name),
+                                 np.random.default_rng(4))
+    x1, y1, x2, y2 = boxes[0].astype(int)
+    w, h = x2 - x1, y2 - y1
+    core = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY).astype(float)[
+        y1 + h // 3:y2 - h // 3, x1 + w // 3:x2 - w // 3]
+    along_y, along_x = np.abs(np.diff(core, axis=0)).mean(), np.abs(np.diff(core, axis=1)).mean()
+    assert (along_y > 3 * along_x) if across else (along_x > 3 * along_y)

@@ -2,7 +2,8 @@
 
 Built on the paper's premise: an actor in clutter, where motion tells *where* the action is
 and appearance and motion together tell *what* it is. A class is a pair (look, motion): the
-actor wears one of four looks (a colour) and performs one of three motions (a horizontal
+actor wears one of four looks (a colour and a texture that moves with it: horizontal or
+vertical stripes, a checkerboard, dots) and performs one of three motions (a horizontal
 swing, a vertical bounce, a circle). Each video also shows two static or slowly drifting
 distractors wearing the looks of other classes, all three objects of one size and shape, on a
 textured background that pans slowly; so a single frame cannot tell which object acts, flow
@@ -39,13 +40,18 @@ from pipeline.video import write_video
 
 LOOKS = {"Red": 0.0, "Yellow": 0.15, "Green": 0.35, "Blue": 0.62}
 """The actor's looks and their hues."""
+PATTERNS = {"Red": "stripes across", "Yellow": "stripes down", "Green": "checkerboard",
+            "Blue": "dots"}
+"""Each look's texture, painted in a darker shade of its colour."""
+PERIOD = 0.0625
+"""The textures' period as a fraction of the frame width (10 px at 160)."""
 MOTIONS = ("Swing", "Bounce", "Circle")
 CLASS_NAMES = tuple(f"{look}{motion}" for motion in MOTIONS for look in LOOKS)
 VIDEOS_DIR = "UCF-101"
 SPLITS_DIR = "ucfTrainTestlist"
 ANNOTATIONS_FILE = "annotations/pyannot.pkl"
 SPEC_FILE = "synthetic.json"
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 """Bumped whenever the same spec would render other videos: it is part of the dataset's
 identity, so caches made from an older generator are never reused."""
 N_SPLITS = 3
@@ -186,11 +192,40 @@ _CIRCLE = np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)
 
 
 def _blob(look: str, spec: SyntheticSpec, rng: np.random.Generator) -> dict:
-    """An object: an ellipse of the common size with the look's colour and a darker core."""
+    """An object: an ellipse of the common size in the look's colour and texture."""
     half = SIZE * np.array([spec.width, spec.height]) * rng.uniform(0.9, 1.1, size=2)
     color = _hsv(LOOKS[look] + rng.uniform(-0.02, 0.02), rng.uniform(0.85, 1.0),
                  rng.uniform(0.85, 1.0))
-    return {"half": half, "outline": _CIRCLE * half, "color": color, "inner": 0.45 * color}
+    return {"half": half, "outline": _CIRCLE * half, "color": color, "dark": 0.35 * color,
+            "pattern": PATTERNS[look], "phase": rng.uniform(0, 1, size=2)}
+
+
+def _texture(pattern: str, u: np.ndarray, v: np.ndarray, period: float) -> np.ndarray:
+    """Where a pattern is dark, at offsets (u, v) in pixels from the object's centre (so the
+    texture moves with the object)."""
+    su, sv = np.floor(2 * u / period), np.floor(2 * v / period)
+    if pattern == "stripes across":
+        return sv % 2 == 0
+    if pattern == "stripes down":
+        return su % 2 == 0
+    if pattern == "checkerboard":
+        return (su + sv) % 2 == 0
+    du, dv = u / period - np.round(u / period), v / period - np.round(v / period)
+    return du ** 2 + dv ** 2 < 0.1
+
+
+def _paint(img: np.ndarray, blob: dict, centre: np.ndarray, period: float) -> None:
+    """Draw an object at ``centre``: its ellipse in its colour, then its texture inside."""
+    _fill(img, blob["outline"] + centre, blob["color"])
+    height, width = img.shape[:2]
+    x1, y1 = np.maximum(np.floor(centre - blob["half"]).astype(int), 0)
+    x2, y2 = np.minimum(np.ceil(centre + blob["half"]).astype(int) + 1, [width, height])
+    yy, xx = np.mgrid[y1:y2, x1:x2].astype(np.float64)
+    u, v = xx - centre[0], yy - centre[1]
+    inside = (u / blob["half"][0]) ** 2 + (v / blob["half"][1]) ** 2 <= 0.9
+    shifted = (u + blob["phase"][0] * period, v + blob["phase"][1] * period)
+    mask = inside & _texture(blob["pattern"], *shifted, period)
+    img[y1:y2, x1:x2][mask] = blob["dark"].astype(np.uint8)
 
 
 _PLACEMENT_TRIES = 8
@@ -241,8 +276,7 @@ def render_video(spec: SyntheticSpec, class_index: int, rng: np.random.Generator
                                  (centre[0] + pan[t, 0], centre[1] + pan[t, 1]))
         img = np.clip(view, 0, 255).astype(np.uint8)
         for i in order:
-            _fill(img, blobs[i]["outline"] + blobs[i]["centres"][t], blobs[i]["color"])
-            _fill(img, 0.5 * blobs[i]["outline"] + blobs[i]["centres"][t], blobs[i]["inner"])
+            _paint(img, blobs[i], blobs[i]["centres"][t], PERIOD * spec.width)
         frames[t] = img
 
     actor = blobs[0]["centres"]
