@@ -250,8 +250,17 @@ class VideosTask(DatasetTask):
         return sharding.union([read_manifest(m.output().path) for m in self.manifests()])
 
     def shard_rows(self, shard: int) -> pd.DataFrame:
-        """The manifest rows of one shard's videos."""
-        return sharding.members(self.videos(), shard, config.run().shards)
+        """The manifest rows of one shard's videos, with their content fingerprints."""
+        rows = sharding.members(self.videos(), shard, config.run().shards)
+        fingerprints = all_videos(self.dataset).set_index("video_id")["fingerprint"]
+        return rows.assign(fingerprint=[fingerprints[video] for video in rows["video_id"]])
+
+    def held(self, rows: pd.DataFrame, expected: dict) -> dict:
+        """Videos of ``rows`` that complete shards beside this task's output already hold (of
+        another sharding): copied rather than computed again."""
+        return cache.held_videos(Path(self.output().path).parent, expected,
+                                 dict(zip(rows["video_id"], rows["fingerprint"])),
+                                 exclude=self.output().path)
 
 
 def flow_params():
@@ -291,9 +300,9 @@ class ComputeFlow(VideosTask):
         with written(self.output()) as tmp, \
                 flow.FlowPool(config.flow().worker_count()) as pool, \
                 Progress(len(videos), f"flow shard {self.shard}", self.report_progress) as bar:
-            flow.write_flow_shard(tmp, flow_description(self.dataset, self.shard), videos,
-                                  flow_params(),
-                                  pool, config.run().strict, bar)
+            description = flow_description(self.dataset, self.shard)
+            flow.write_flow_shard(tmp, description, videos, flow_params(), pool,
+                                  config.run().strict, bar, self.held(videos, description))
 
 
 def convnet_description(dataset: str, stream: str) -> dict:
@@ -428,14 +437,14 @@ class ExtractFeatures(VideosTask):
                 features.write_feature_shard(
                     tmp, description, videos, lambda row: iter_frames(row.path), extractor,
                     self.stream, section.image_size, section.batch_size, section.dtype,
-                    config.run().strict, bar)
+                    config.run().strict, bar, self.held(videos, description))
                 return
             with cache.Shard(self.input()["flow"].path,
                              flow_description(self.dataset, self.shard)) as flow:
                 features.write_feature_shard(
                     tmp, description, videos, lambda row: flow.iter_frames(row.video_id, "flow"),
                     extractor, self.stream, section.image_size, section.batch_size,
-                    section.dtype, config.run().strict, bar)
+                    section.dtype, config.run().strict, bar, self.held(videos, description))
 
 
 def feature_shards(dataset: str, stream: str) -> dict[str, dict]:

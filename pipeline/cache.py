@@ -85,6 +85,37 @@ def file_checksum(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+CODECS = ("none", "lzf", *(f"gzip-{level}" for level in range(1, 10)), "gzip")
+"""How a shard's arrays may be compressed. Every codec stores the same values (reading does not
+depend on it: HDF5 records each dataset's filters) and every chunk carries a fletcher32
+checksum. "gzip" is gzip level 4, h5py's default, with which every shard was written before
+codecs could be chosen."""
+STAGE_CODECS = {"features": "lzf"}
+"""The codec of a stage's shards where it is not gzip. Feature shards are read at random by
+training, a 30-frame snippet of every video every epoch, and decompression is most of the
+loader's work: lzf reads ~1.5x faster than gzip (whose level changes the size, not the read
+speed) for ~1.4x the disk, uncompressed ~8x faster for ~2.4x the disk
+(bench/bench_loader.py). Flow, read once per video by ExtractFeatures, keeps gzip."""
+
+
+def stage_codec(stage: str | None) -> str:
+    """The codec a stage's shards are written with by default."""
+    return STAGE_CODECS.get(stage, "gzip")
+
+
+def codec_filters(codec: str) -> dict:
+    """h5py's create_dataset arguments of a codec (see CODECS)."""
+    if codec == "none":
+        return {}
+    if codec == "lzf":
+        return {"compression": "lzf"}
+    if codec == "gzip":
+        return {"compression": "gzip", "compression_opts": 4}
+    if isinstance(codec, str) and codec in CODECS:
+        return {"compression": "gzip", "compression_opts": int(codec.split("-")[1])}
+    raise ValueError(f"unknown shard codec {codec!r}; choose one of {', '.join(CODECS)}")
+
+
 class ShardWriter:
     """Writes one shard: per-video datasets or groups, the description and the skipped videos.
 
@@ -97,10 +128,11 @@ class ShardWriter:
     read, not another list of videos or other values.
     """
 
-    def __init__(self, path: str | Path, description: Mapping, compression: str | None = "gzip"):
+    def __init__(self, path: str | Path, description: Mapping, codec: str | None = None):
         self.path = Path(path)
         self.description = dict(description)
-        self.compression = compression
+        self.codec = stage_codec(self.description.get("stage")) if codec is None else codec
+        self._filters = codec_filters(self.codec)
         self.videos: list[str] = []
         self.skipped: dict[str, str] = {}
         self.info: dict = {}
@@ -115,13 +147,14 @@ class ShardWriter:
         self._file.close()
 
     def add(self, video_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None):
-        """Store one video's arrays in group ``video_id`` (chunked per frame, compressed, and
-        checksummed: gzip is optional in HDF5, a chunk it cannot shrink is stored raw, so
-        without the checksum a damaged chunk could be read back as other values)."""
+        """Store one video's arrays in group ``video_id`` (chunked per frame, compressed with
+        the writer's codec, and checksummed: gzip and lzf are optional filters in HDF5, a chunk
+        they cannot shrink is stored raw, so without the checksum a damaged chunk could be read
+        back as other values; uncompressed chunks carry the same checksum)."""
         group = self._file.create_group(video_id)
         for name, array in arrays.items():
             group.create_dataset(name, data=array, chunks=_frame_chunks(array),
-                                 compression=self.compression, fletcher32=True)
+                                 fletcher32=True, **self._filters)
         for key, value in (attrs or {}).items():
             group.attrs[key] = value
         self.videos.append(video_id)
@@ -133,6 +166,17 @@ class ShardWriter:
         with _damage_is_corrupt(source.path, video_id):
             source._file.copy(source._file[video_id], self._file, name=video_id)
         self.videos.append(video_id)
+
+    def copy_held(self, held: Mapping[str, str | Path]) -> None:
+        """Copy every video of ``held`` (video id -> the complete shard holding it, as
+        ``held_videos`` finds them), opening each source shard once."""
+        by_source: dict[Path, list[str]] = {}
+        for video_id, source in held.items():
+            by_source.setdefault(Path(source), []).append(video_id)
+        for source, videos in sorted(by_source.items()):
+            with Shard(source) as shard:
+                for video_id in sorted(videos):
+                    self.copy(shard, video_id)
 
     def skip(self, video_id: str, reason: str) -> None:
         """Record a video that could not be processed; the shard's other videos still complete."""
@@ -306,6 +350,9 @@ def _take_frames(dataset: h5py.Dataset, indices: np.ndarray) -> np.ndarray:
 
 
 def _frame_chunks(array: np.ndarray) -> tuple | None:
+    """One chunk per frame. Chunks of several frames do not read random 30-frame snippets
+    faster (measured: the same CPU time uncompressed, up to 25% more with lzf or gzip, since a
+    snippet decompresses the frames its end chunks hold beyond it)."""
     if array.ndim == 0 or array.shape[0] == 0:
         return None
     return (1,) + array.shape[1:]

@@ -5,7 +5,7 @@ baseline of Table 1)."""
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Mapping
 
 import cv2
 import keras
@@ -134,8 +134,11 @@ def training_frames(rows: pd.DataFrame, frames_at: FramesAt, count: int, image_s
 
 def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of: FramesOf,
                         extractor: keras.Model, stream: str, image_size: int, batch_size: int,
-                        dtype: str, strict: bool, progress: Progress) -> None:
-    """ExtractFeatures for one shard: pool5 and fc7 of every video into one HDF5 shard.
+                        dtype: str, strict: bool, progress: Progress,
+                        held: Mapping[str, str] | None = None) -> None:
+    """ExtractFeatures for one shard: pool5 and fc7 of every video into one HDF5 shard, with
+    the video's content fingerprint (``videos`` has a ``fingerprint`` column). Videos in
+    ``held`` (id -> another complete shard of the same stage holding it) are copied.
 
     Every frame the video (or its flow) yields is used: the decoded count is trusted over the
     manifest's header count, and a disagreement (flow: frames + 1) is recorded in the shard's
@@ -145,8 +148,12 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
     start = time.perf_counter()
     frames = 0
     disagreements = {}
+    held = held or {}
     with cache.ShardWriter(path, description) as writer:
-        for row in videos.itertuples():
+        writer.copy_held(held)
+        for video_id in held:
+            progress.advance(video_id)
+        for row in videos[~videos["video_id"].isin(held)].itertuples():
             try:
                 pool5, fc7 = extract(extractor, frames_of(row), stream, image_size, batch_size,
                                      dtype)
@@ -158,7 +165,8 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
                 writer.skip(row.video_id, str(error))
             else:
                 writer.add(row.video_id, {"pool5": pool5, "fc7": fc7},
-                           {"label_index": row.label_index, "n_frames": len(fc7)})
+                           {"label_index": row.label_index, "n_frames": len(fc7),
+                            "fingerprint": row.fingerprint})
                 disagreements.update(header_disagreement(
                     row.video_id, row.n_frames, len(fc7) + (stream == "flow")))
                 frames += len(fc7)

@@ -15,7 +15,7 @@ import multiprocessing
 import numbers
 import os
 import time
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -312,9 +312,12 @@ class FlowPool:
 
 
 def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1Params,
-                     pool: FlowPool, strict: bool, progress: Progress) -> None:
+                     pool: FlowPool, strict: bool, progress: Progress,
+                     held: Mapping[str, str] | None = None) -> None:
     """ComputeFlow for one shard: quantized flow of every video into one HDF5 shard, one
-    dataset per video (T-1, H, W, 2) uint8.
+    dataset per video (T-1, H, W, 2) uint8, with the video's content fingerprint (``videos``
+    has a ``fingerprint`` column). Videos in ``held`` (id -> another complete flow shard of
+    the same settings holding it, e.g. of another sharding) are copied from there.
 
     The decoded frame count is trusted over the manifest's header count, which containers often
     store as an estimate; a disagreement is recorded in the shard's info (HEADER_DISAGREES). A
@@ -326,15 +329,22 @@ def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1
     header = dict(zip(videos["path"], videos["n_frames"]))
     video_ids = dict(zip(videos["path"], videos["video_id"]))
     disagreements = {}
+    held = held or {}
+    fingerprints = dict(zip(videos["path"], videos["fingerprint"]))
     with cache.ShardWriter(path, description) as writer:
-        for video_path, result in pool.map_videos(list(videos["path"]), params):
+        writer.copy_held(held)
+        for video_id in held:
+            progress.advance(video_id)
+        todo = videos[~videos["video_id"].isin(held)]
+        for video_path, result in pool.map_videos(list(todo["path"]), params):
             video_id = video_ids[video_path]
             if isinstance(result, BaseException):
                 if strict:
                     raise result
                 writer.skip(video_id, str(result))
             else:
-                writer.add(video_id, {"flow": result}, {"n_frames": len(result) + 1})
+                writer.add(video_id, {"flow": result}, {"n_frames": len(result) + 1,
+                                                        "fingerprint": fingerprints[video_path]})
                 disagreements.update(header_disagreement(video_id, header[video_path],
                                                          len(result) + 1))
                 pairs += len(result)

@@ -86,7 +86,8 @@ def test_feature_shard_trusts_the_decoded_frame_count_and_records_the_header(tmp
     channels = vgg16.STREAM_CHANNELS[stream]
     clip = np.random.default_rng(2).integers(0, 255, (5, 24, 30, channels), dtype=np.uint8)
     videos = pd.DataFrame({"video_id": ["estimated", "exact"], "label_index": [0, 1],
-                           "n_frames": [9, 5 + offset], "path": ["a.avi", "b.avi"]})
+                           "n_frames": [9, 5 + offset], "path": ["a.avi", "b.avi"],
+                           "fingerprint": ["fa", "fb"]})
     description = cache.describe("features", {"stream": stream})
     with Progress(2, "features") as progress:
         features.write_feature_shard(tmp_path / "shard.h5", description, videos,

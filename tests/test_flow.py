@@ -159,7 +159,7 @@ def test_flow_shard_trusts_the_decoded_frame_count_and_records_the_header(pool, 
     for path in paths:
         write_video(path, shifted_clip(rng, [(1, 0)] * 7))
     videos = pd.DataFrame({"video_id": [p.stem for p in paths], "path": [str(p) for p in paths],
-                           "n_frames": [12, 0, 8]})
+                           "n_frames": [12, 0, 8], "fingerprint": ["f1", "f2", "f3"]})
     description = cache.describe("flow", {"bound": 20.0})
     with Progress(3, "flow") as progress:
         write_flow_shard(tmp_path / "shard.h5", description, videos, TVL1Params(), pool,
@@ -170,6 +170,40 @@ def test_flow_shard_trusts_the_decoded_frame_count_and_records_the_header(pool, 
             "estimated": 7, "exact": 7, "uncounted": 7}
         assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 12, "decoded": 8},
                                                 "uncounted": {"header": 0, "decoded": 8}}
+
+
+def test_flow_shard_copies_held_videos_instead_of_computing_them(pool, tmp_path):
+    """A new sharding: the video an old shard holds is copied (TV-L1 runs for the other one
+    only) and the copy equals the original, fingerprint included."""
+    rng = np.random.default_rng(3)
+    paths = [tmp_path / f"{name}.avi" for name in ("old", "new")]
+    for path in paths:
+        write_video(path, shifted_clip(rng, [(1, 0)] * 4))
+    videos = pd.DataFrame({"video_id": ["old", "new"], "path": [str(p) for p in paths],
+                           "n_frames": [5, 5], "fingerprint": ["f-old", "f-new"]})
+    description = cache.describe("flow", {"bound": 20.0})
+    with Progress(1, "flow") as progress:
+        write_flow_shard(tmp_path / "first.h5", description, videos[:1], TVL1Params(), pool,
+                         strict=True, progress=progress)
+
+    class Recording:
+        def __init__(self):
+            self.asked = []
+
+        def map_videos(self, video_paths, params):
+            self.asked += video_paths
+            return pool.map_videos(video_paths, params)
+
+    recording = Recording()
+    with Progress(2, "flow") as progress:
+        write_flow_shard(tmp_path / "second.h5", description, videos, TVL1Params(), recording,
+                         strict=True, progress=progress, held={"old": tmp_path / "first.h5"})
+    assert recording.asked == [str(paths[1])]
+    with cache.Shard(tmp_path / "first.h5") as first, cache.Shard(tmp_path / "second.h5") as second:
+        assert sorted(second.videos) == ["new", "old"]
+        np.testing.assert_array_equal(second.read("old", "flow"), first.read("old", "flow"))
+        assert second.attrs("old")["fingerprint"] == "f-old"
+        assert second.attrs("new")["fingerprint"] == "f-new"
 
 
 def test_pool_frames_equal_sequential_with_and_without_initial_flow(pool):

@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,3 +117,40 @@ def test_an_edited_split_moves_the_manifest_and_the_models(two_copies):
     assert tasks.TrainModel(dataset="ucf101", arch="lstm").output().path != model
     after = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
     assert sum(a != b for a, b in zip(flow, after)) == 1  # only the shard that held it
+
+
+def test_more_shards_reuse_every_video_already_computed(two_copies, monkeypatch):
+    """Flow computed in 2 shards, then [run] shards = 3: the new shards copy every video from
+    the old ones (TV-L1 never runs) and hold the same flow."""
+    import luigi
+    from pipeline import cache, flow
+    tasks, config, _, _ = two_copies
+    monkeypatch.setattr(config.flow, "processes", 1)
+    monkeypatch.setattr(config.run, "shards", 2)
+    assert luigi.build([tasks.ComputeFlow(dataset="ucf101", shard=s) for s in range(2)],
+                       local_scheduler=True, no_lock=True)
+    before = {}
+    for s in range(2):
+        with cache.Shard(tasks.ComputeFlow(dataset="ucf101", shard=s).output().path) as shard:
+            before.update({video: shard.read(video, "flow") for video in shard.videos})
+    computed = []
+    original = flow.FlowPool.map_videos
+
+    def recording(pool, paths, params):
+        computed.extend(paths)
+        return original(pool, paths, params)
+
+    monkeypatch.setattr(flow.FlowPool, "map_videos", recording)
+    monkeypatch.setattr(config.run, "shards", 3)
+    assert luigi.build([tasks.ComputeFlow(dataset="ucf101", shard=s) for s in range(3)],
+                       local_scheduler=True, no_lock=True)
+    assert computed == []
+    after = {}
+    for s in range(3):
+        path = tasks.ComputeFlow(dataset="ucf101", shard=s).output().path
+        assert "-of-003-" in path
+        with cache.Shard(path, tasks.flow_description("ucf101", s)) as shard:
+            after.update({video: shard.read(video, "flow") for video in shard.videos})
+    assert sorted(after) == sorted(before) and len(before) == 6
+    for video, array in before.items():
+        np.testing.assert_array_equal(after[video], array)
