@@ -194,3 +194,89 @@ def test_a_new_sharding_finds_and_copies_what_old_shards_hold(tmp_path):
     # the shard being written is not a source of itself
     assert cache.held_videos(tmp_path, with_videos(base, "cccc"), wanted, exclude=new) == {
         "v_a": old}
+
+
+def special_float16(shape, rng, zeros=0.7):
+    """float16 features with exact zeros, and the values a codec could get wrong: -0, the
+    smallest subnormal, the largest finite value, infinities and a NaN with a payload."""
+    values = rng.standard_normal(shape).astype(np.float16)
+    values[rng.random(shape) < zeros] = 0
+    flat = values.reshape(-1)
+    flat[:6] = np.array([0x8000, 0x0001, 0x7BFF, 0x7C00, 0xFC00, 0x7E5A],
+                        np.uint16).view(np.float16)
+    return values
+
+
+def stored_chunks(path):
+    with h5py.File(path, "r") as handle:
+        return [(f"{video}/{name}", data.id.get_chunk_info(i))
+                for video, group in handle.items() for name, data in group.items()
+                for i in range(data.id.get_num_chunks())]
+
+
+@pytest.mark.parametrize("codec", cache.CODECS)
+def test_every_codec_stores_the_values_bit_for_bit_with_checksums(tmp_path, codec):
+    rng = np.random.default_rng(0)
+    arrays = {"pool5": special_float16((5, 3, 3, 16), rng),
+              "fc7": rng.standard_normal((5, 40)).astype(np.float16),  # incompressible
+              "flow": rng.integers(0, 255, (4, 6, 8, 2), dtype=np.uint8)}
+    path = tmp_path / "shard.h5"
+    with cache.ShardWriter(path, description(), codec=codec) as writer:
+        writer.add("v_a", arrays)
+    with cache.Shard(path, description()) as shard:
+        for name, array in arrays.items():
+            got = shard.read("v_a", name)
+            assert got.dtype == array.dtype
+            np.testing.assert_array_equal(got.view(np.uint8), array.view(np.uint8))
+            np.testing.assert_array_equal(shard.read("v_a", name, np.array([3, 1, 1])).view(
+                np.uint8), array[[3, 1, 1]].view(np.uint8))
+    expected = cache.codec_filters(codec)
+    with h5py.File(path, "r") as handle:
+        for name in arrays:
+            data = handle["v_a"][name]
+            assert data.fletcher32 and data.chunks == (1, *arrays[name].shape[1:])
+            assert data.compression == expected.get("compression")
+            assert data.compression_opts == expected.get("compression_opts")
+
+
+@pytest.mark.parametrize("codec", ["none", "lzf", "gzip-1", "gzip"])
+@pytest.mark.parametrize("compressible", [True, False])
+def test_a_damaged_chunk_is_an_error_never_other_values(tmp_path, codec, compressible):
+    """Compressible or not (an optional filter stores what it cannot shrink raw), every chunk
+    is checked: flipped bytes in any chunk make its read a CacheCorruptError naming the file."""
+    rng = np.random.default_rng(1)
+    array = (special_float16((6, 4, 4, 32), rng) if compressible
+             else rng.standard_normal((6, 4, 4, 32)).astype(np.float16))
+    path = tmp_path / "shard.h5"
+    with cache.ShardWriter(path, description(), codec=codec) as writer:
+        writer.add("v_a", {"pool5": array})
+    clean = path.read_bytes()
+    chunks = stored_chunks(path)
+    assert len(chunks) == len(array)
+    for _, chunk in chunks:
+        index = chunk.chunk_offset[0]
+        data = bytearray(clean)
+        middle = chunk.byte_offset + chunk.size // 2
+        data[middle:middle + 4] = bytes(b ^ 0x5A for b in data[middle:middle + 4])
+        path.write_bytes(bytes(data))
+        with cache.Shard(path, description()) as shard:
+            np.testing.assert_array_equal(shard.read("v_a", "pool5", slice(0, index)).view(
+                np.uint8), array[:index].view(np.uint8))
+            with pytest.raises(cache.CacheCorruptError, match=r"shard\.h5.*v_a/pool5"):
+                shard.read("v_a", "pool5", slice(index, index + 1))
+            with pytest.raises(cache.CacheCorruptError, match=r"shard\.h5"):
+                shard.read("v_a", "pool5")
+
+
+def test_feature_shards_default_to_lzf_and_other_stages_to_gzip(tmp_path):
+    assert cache.stage_codec("features") == "lzf"
+    assert cache.stage_codec("flow") == cache.stage_codec("tubes") == "gzip"
+    array = np.zeros((2, 3, 3, 4), np.float16)
+    for stage, compression in (("features", "lzf"), ("flow", "gzip")):
+        path = tmp_path / f"{stage}.h5"
+        with cache.ShardWriter(path, cache.describe(stage, {}, {})) as writer:
+            writer.add("v_a", {"pool5": array})
+        with h5py.File(path, "r") as handle:
+            assert handle["v_a/pool5"].compression == compression
+    with pytest.raises(ValueError, match="unknown shard codec 'zstd'.*lzf"):
+        cache.ShardWriter(tmp_path / "x.h5", description(), codec="zstd")

@@ -1,5 +1,8 @@
 """Training on cached feature shards: snippets, resumption from checkpoints, segment scoring."""
 
+import os
+
+import h5py
 import keras
 import numpy as np
 import pytest
@@ -82,11 +85,14 @@ def make_model():
     return build_model("convalstm", 2, (3, 3, 5), SIZES)
 
 
-def train_for(source, ids, labels, epochs, folder, model=None):
+def train_for(source, ids, labels, epochs, folder, model=None, loader=None):
     model = model or make_model()
     training.compile_model(model, 0.01, 0.9)
 
     def epoch_data(epoch):
+        if loader is not None:
+            return loader.dataset(ids, labels, [0, epoch])
+
         def batches():
             return training.training_batches(source, ids, labels, 3, 8,
                                              np.random.default_rng([0, epoch]))
@@ -190,3 +196,94 @@ def test_checksum_except_classifier_ignores_the_softmax_only():
     training.transfer_except_classifier(source, target)
     assert training.checksum_except_classifier(source) == training.checksum_except_classifier(
         target)
+
+
+def assert_same_batches(expected, got):
+    assert len(expected) == len(got)
+    for (inputs, targets), (got_inputs, got_targets) in zip(expected, got):
+        assert set(inputs) == set(got_inputs)
+        for name, values in inputs.items():
+            assert got_inputs[name].shape == values.shape
+            np.testing.assert_array_equal(np.asarray(got_inputs[name], np.float32), values)
+        np.testing.assert_array_equal(got_targets["scores"], targets["scores"])
+
+
+@pytest.mark.parametrize("readers,threads", [(1, False), (2, False), (2, True)])
+def test_parallel_loader_gives_the_single_reader_batches(shards, readers, threads):
+    """Same seed, same epoch: the same batches in the same order, whatever the readers; both
+    streams (flow one frame shorter), and snippets longer than some videos (padded)."""
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    inputs = training.ModelInputs.of("videolstm", "rgb", "motion")
+    with training.FeatureSource(paths, inputs) as source, \
+            training.SnippetLoader(source, 4, 14, readers, threads=threads) as loader:
+        for epoch in (0, 1):
+            expected = list(training.training_batches(source, ids, labels, 4, 14,
+                                                      np.random.default_rng([0, epoch])))
+            got = list(loader.dataset(ids, labels, [0, epoch]).as_numpy_iterator())
+            assert all(batch[0][name].dtype == np.float32 for batch in got
+                       for name in ("features", "motion"))
+            assert_same_batches(expected, got)
+            stored = list(loader.epoch(ids, labels, np.random.default_rng([0, epoch])))
+            assert stored[0][0]["features"].dtype == np.float16
+            assert_same_batches(expected, stored)
+
+
+def test_a_new_epoch_takes_over_an_unfinished_one(shards):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source, \
+            training.SnippetLoader(source, 2, 8, 2, slots=2) as loader:
+        abandoned = loader.epoch(ids, labels, np.random.default_rng(5))
+        next(abandoned)
+        expected = list(training.training_batches(source, ids, labels, 2, 8,
+                                                  np.random.default_rng(6)))
+        assert_same_batches(expected, list(loader.epoch(ids, labels, np.random.default_rng(6))))
+        with pytest.raises(RuntimeError, match="newer epoch"):
+            next(abandoned)
+
+
+def test_a_reader_error_reaches_training_and_the_loader_goes_on(shards, tmp_path):
+    """A damaged chunk read by a reader process is the CacheCorruptError naming the shard,
+    raised where the batches are consumed; later epochs without that video still load."""
+    paths, descriptions, videos = shards
+    rgb = next(iter(paths["rgb"]))
+    with h5py.File(rgb, "r") as handle:
+        data = handle["v3"]["pool5"]
+        chunks = [data.id.get_chunk_info(i) for i in range(data.id.get_num_chunks())]
+    damaged = bytearray(open(rgb, "rb").read())
+    for chunk in chunks:
+        middle = chunk.byte_offset + chunk.size // 2
+        damaged[middle:middle + 4] = bytes(b ^ 0xFF for b in damaged[middle:middle + 4])
+    open(rgb, "wb").write(bytes(damaged))
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source, \
+            training.SnippetLoader(source, 3, 8, 2) as loader:
+        with pytest.raises(cache.CacheCorruptError, match=r"rgb\.h5.*v3/pool5"):
+            list(loader.epoch(ids, labels, np.random.default_rng(0)))
+        good = [v for v in ids if v != "v3"]
+        good_labels = [videos[v][1] for v in good]
+        expected = list(training.training_batches(source, good, good_labels, 3, 8,
+                                                  np.random.default_rng(1)))
+        assert_same_batches(expected, list(loader.epoch(good, good_labels,
+                                                        np.random.default_rng(1))))
+
+
+def test_training_through_the_parallel_loader_equals_the_single_reader(shards, tmp_path):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
+        single, _ = train_for(source, ids, labels, 2, tmp_path / "single")
+        with training.SnippetLoader(source, 3, 8, 2) as loader:
+            parallel, _ = train_for(source, ids, labels, 2, tmp_path / "parallel",
+                                    loader=loader)
+    for a, b in zip(single.get_weights(), parallel.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_reader_count_is_validated():
+    assert training.reader_count(3) == 3
+    assert training.reader_count(0) == len(os.sched_getaffinity(0))
+    for bad in (-1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="train.readers"):
+            training.reader_count(bad)
