@@ -118,20 +118,35 @@ def previous_training_batches(source, videos, labels, batch_size, length, rng):
         yield inputs, {"scores": targets}
 
 
-def rate(make_dataset, seconds: float) -> tuple[float, float]:
-    """(snippets/s, main-process CPU ms per snippet) over whole epochs after a warm-up batch,
-    for at least ``seconds``."""
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds so far of this process (all its threads) and of the given processes."""
+    total = time.process_time()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def rate(make_dataset, seconds: float, pids: list[int] = ()) -> tuple[float, float, float]:
+    """(snippets/s, main-process CPU ms per snippet, cores busy: CPU seconds of this process and
+    the readers per second) over whole epochs after a warm-up batch, for at least
+    ``seconds``."""
     epoch, snippets, started = 0, 0, None
     while True:
         for inputs, _ in make_dataset(epoch):
             if started is None:  # the first batch warms up (readers, tf.data)
-                started, cpu = time.perf_counter(), time.process_time()
+                started, main, cpu = time.perf_counter(), time.process_time(), cpu_seconds(pids)
                 continue
             snippets += int(inputs["features"].shape[0])
         epoch += 1
         if started is not None and time.perf_counter() - started >= seconds and snippets:
             elapsed = time.perf_counter() - started
-            return snippets / elapsed, (time.process_time() - cpu) / snippets * 1000
+            return (snippets / elapsed, (time.process_time() - main) / snippets * 1000,
+                    (cpu_seconds(pids) - cpu) / elapsed)
 
 
 def measure(shards: dict, inputs, args) -> dict:
@@ -155,8 +170,9 @@ def measure(shards: dict, inputs, args) -> dict:
                                       ("Nt", args.readers, True)):
             with training.SnippetLoader(source, args.batch, args.length, readers,
                                         threads=threads) as loader:
+                pids = [] if threads else [worker.pid for worker in loader._workers]
                 results[key] = rate(lambda epoch: loader.dataset(videos, labels, [0, epoch]),
-                                    args.seconds)
+                                    args.seconds, pids)
     return results
 
 
@@ -204,18 +220,31 @@ def main() -> None:
         print(f"{codec:8s} {sizes['pool5']:7.1f} {sizes['fc7']:6.2f}")
     today = {model: speed.get(("gzip-4", model), {}).get("baseline", (None,))[0]
              for model in models}
-    print(f"\nsnippets/s (a motion snippet reads two streams); cpu: one reader's CPU ms per "
-          f"snippet; main: the training process's CPU ms per snippet with N readers")
+    print("\nsnippets/s (a motion snippet reads two streams)")
     print(f"{'codec':8s} {'model':10s} {'baseline':>8s} {'1 reader':>8s} {f'{n} readers':>10s} "
-          f"{f'{n} threads':>10s} {'xbase':>6s} {'xtoday':>6s} {'cpu':>6s} {'main':>6s}")
+          f"{f'{n} threads':>10s} {'xbase':>6s} {'xtoday':>6s}")
     for (codec, model), r in speed.items():
         base, parallel = r["baseline"][0], r["N"][0]
         versus_today = f"{parallel / today[model]:6.2f}" if today[model] else f"{'-':>6s}"
         print(f"{codec:8s} {model:10s} {base:8.0f} {r['1'][0]:8.0f} {parallel:10.0f} "
-              f"{r['Nt'][0]:10.0f} {parallel / base:6.2f} {versus_today} {r['cpu']:6.2f} "
-              f"{r['N'][1]:6.2f}")
-    print("\nxbase: N readers / baseline of the same codec; xtoday: N readers / baseline on "
-          "gzip-4 (the codec shards had before)")
+              f"{r['Nt'][0]:10.0f} {parallel / base:6.2f} {versus_today}")
+    print("xbase: N readers / baseline of the same codec; xtoday: N readers / baseline on gzip-4 "
+          "(the codec shards had before)")
+    print(f"\nCPU (the machine's load does not change these much)\n{'codec':8s} {'model':10s} "
+          f"{'reader':>7s} {'main':>7s} {'cores':>6s} {'/core':>6s} {'cores':>6s} {'/core':>6s} "
+          f"{'cores':>6s} {'/core':>6s}")
+    print(f"{'':19s} {'ms/snip':>7s} {'ms/snip':>7s} {'baseline':>13s} {f'{n} readers':>13s} "
+          f"{f'{n} threads':>13s}")
+    for (codec, model), r in speed.items():
+        (base, _, base_cores), (parallel, main, cores) = r["baseline"], r["N"]
+        threads, _, thread_cores = r["Nt"]
+        print(f"{codec:8s} {model:10s} {r['cpu']:7.2f} {main:7.2f} {base_cores:6.2f} "
+              f"{base / base_cores:6.0f} {cores:6.2f} {parallel / cores:6.0f} "
+              f"{thread_cores:6.2f} {threads / thread_cores:6.0f}")
+    print("reader: CPU ms one reader spends per snippet; main: CPU ms per snippet of the training "
+          "process (copy, tf.data, cast) with N readers;\ncores: CPU seconds per second of the "
+          "training process and its readers (below the cores asked for where other work shares "
+          "the machine); /core: snippets/s per core busy")
 
 
 if __name__ == "__main__":

@@ -249,7 +249,8 @@ class SnippetLoader:
     Batches are assembled in shared memory (``slots`` batches at a time) in the stored dtype,
     and cast to float32 by tf.data; the readers come from a fork server that has imported this
     module once, so starting them costs no TensorFlow import each. Use as a context manager: a
-    normal exit stops the readers, an error kills them.
+    normal exit stops the readers, an error kills them. ``threads``: reader threads of this
+    process instead (bench/bench_loader.py measures them: they take turns on h5py's lock).
     """
 
     def __init__(self, source: FeatureSource, batch_size: int, length: int, readers: int = 0,
@@ -266,7 +267,6 @@ class SnippetLoader:
         self._done: dict[tuple[int, int], int] = {}
         self._closed = False
         if threads:
-            context = None
             self._tasks, self._results = queue.Queue(), queue.Queue()
             self._buffers = {name: bytearray(self._slot_bytes(name)) for name in self.shapes}
             start = threading.Thread

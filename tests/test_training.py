@@ -278,7 +278,7 @@ def test_training_through_the_parallel_loader_equals_the_single_reader(shards, t
             parallel, _ = train_for(source, ids, labels, 2, tmp_path / "parallel",
                                     loader=loader)
     for a, b in zip(single.get_weights(), parallel.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, b)
 
 
 def test_reader_count_is_validated():
