@@ -1,5 +1,6 @@
-"""Injected faults: SIGKILLed workers, damaged videos, split files and cache shards, bad settings
-and a full disk. Each run either survives or stops with a clear message naming the file or
+"""Injected faults: SIGKILLed workers, SIGTERM and Ctrl-C, two commands writing one output,
+damaged videos, split files and cache shards, splits no model can be trained or tested on,
+bad settings and a full disk. Each run either survives or stops with a clear message naming the file or
 setting; nothing computed before the fault is lost; nothing half-written is read as complete;
 the rerun equals an uninterrupted run.
 
@@ -179,6 +180,18 @@ def kill_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool],
     """Start a luigi command in its own process group and SIGKILL the whole group (spawned
     flow workers included) as soon as ready(pgid) holds. Returns whether it was killed before
     it ended, and the processes of the group still alive a few seconds after the kill."""
+    killed, _, alive = signal_when(folder, args, ready, signal.SIGKILL, True, timeout)
+    return killed, alive
+
+
+def signal_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool],
+                stop: signal.Signals, to_group: bool, timeout: float = 600
+                ) -> tuple[bool, float, list[int]]:
+    """Start a luigi command in its own process group and send ``stop`` to the group (as
+    timeout, SLURM and Ctrl-C do) or to the command alone (as Kubernetes does) as soon as
+    ready(pgid) holds. Returns whether it was signalled before it ended, the seconds it took to
+    end after the signal (a minute at most, then the group is killed), and the processes of the
+    group still alive a few seconds after it ended."""
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(folder / "tiny.cfg"))
     with open(folder / "killed.log", "w") as log:
         process = subprocess.Popen(
@@ -188,13 +201,22 @@ def kill_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool],
     while process.poll() is None and time.monotonic() < deadline and not ready(process.pid):
         time.sleep(0.002)
     if process.poll() is not None:
-        return False, []
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+        return False, 0.0, []
+    (os.killpg if to_group else os.kill)(process.pid, stop)
+    sent = time.monotonic()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    seconds = time.monotonic() - sent
     deadline = time.monotonic() + 10
     while group_processes(process.pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return True, group_processes(process.pid)
+    alive = group_processes(process.pid)
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    return True, seconds, alive
 
 
 def half_written_read_as_complete(paths: list[Path]) -> list[str]:
@@ -570,6 +592,24 @@ BAD_SETTINGS = {
     "no ImageNet weights in KERAS_HOME": ({"convnet": {"weights": "imagenet",
                                                        "image_size": "224"}},
                                           ("ReproducePaper",), "[convnet]"),
+    "unknown section: [trian] epochs = 3": ({"trian": {"epochs": "3"}}, ("ReproducePaper",),
+                                            "unknown section [trian]; did you mean [train]?"),
+    "unknown key: [train] epoch = 3": ({"train": {"epoch": "3"}}, ("ReproducePaper",),
+                                       "[train] epoch = 3: unknown key; did you mean epochs?"),
+    'quoted value: [paths] cache = "/tmp/x"': ({"paths": {"cache": '"/tmp/x"'}},
+                                               ("ReproducePaper",), "drop the quotes"),
+    'quoted value: [convnet] weights = "none"': ({"convnet": {"weights": '"none"'}},
+                                                 ("ReproducePaper",), "drop the quotes"),
+    "not a number: [train] epochs = three": ({"train": {"epochs": "three"}},
+                                             ("ReproducePaper",), "[train] epochs = three"),
+    "not a dataset: [run] dataset = ucf102": ({"run": {"dataset": "ucf102"}},
+                                              ("ReproducePaper",), "[run] dataset = ucf102"),
+    "not a VGG-16 layer: [convnet] finetune_from = fc9": (
+        {"convnet": {"finetune_from": "fc9"}}, ("ReproducePaper",), "[convnet] finetune_from"),
+    "negative seed: [run] seed = -1": ({"run": {"seed": "-1"}}, ("ReproducePaper",),
+                                       "[run] seed"),
+    "missing score file: [fusion] idt": ({"fusion": {"idt": "scores/idt_{dataset}.csv"}},
+                                         ("ReproducePaper",), "[fusion] idt"),
 }
 
 
@@ -638,6 +678,228 @@ def full_disk(folder: Path) -> Outcome:
     return Outcome(fault, "No space left on device" in message, lost, wrong, message)
 
 
+# ---------------------------------------------------------------- 6. stops and concurrent commands
+
+def stop_mid_flow(reference: Path, folder: Path, fault: str, stop: signal.Signals,
+                  to_group: bool) -> Outcome:
+    """Delete one flow shard of a finished run, rerun its task and stop it with ``stop`` while
+    its workers compute: it ends within seconds, leaving no process and no temporary output;
+    the rerun equals the reference."""
+    copy_finished(reference, folder)
+    shard = one(folder, FLOW_SHARD)
+    shard.unlink()
+    before = digests(folder / "cache")
+    args = ("ComputeFlow", "--shard", "0")
+    stopped, seconds, alive = signal_when(
+        folder, args, lambda pgid: bool(temporary_outputs(folder / "cache"))
+        and len(group_processes(pgid)) > 2, stop, to_group)
+    if not stopped:
+        return Outcome(fault, False, [], [], "the task ended before it could be stopped")
+    wrong = [f"process {pid} survived the stop" for pid in alive]
+    wrong += [f"{path.name} left behind" for path in temporary_outputs(folder / "cache")]
+    wrong += [f"{shard.name} exists after the stop"] if shard.exists() else []
+    wrong += [f"took {seconds:.0f} s to stop"] if seconds > 15 else []
+    again = run(folder, *args)
+    if again.returncode != 0:
+        return Outcome(fault, False, [], wrong, error_line(again.stderr))
+    wrong += differences(shard_content(shard), shard_content(one(reference, FLOW_SHARD)),
+                         shard.name)
+    return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong,
+                   f"stopped in {seconds:.1f} s: {error_line((folder / 'killed.log').read_text())}")
+
+
+def sigterm_to_command(reference: Path, folder: Path) -> Outcome:
+    return stop_mid_flow(reference, folder, "SIGTERM to the command mid ComputeFlow "
+                         "(Kubernetes)", signal.SIGTERM, to_group=False)
+
+
+def sigterm_to_group(reference: Path, folder: Path) -> Outcome:
+    return stop_mid_flow(reference, folder, "SIGTERM to the process group mid ComputeFlow "
+                         "(timeout, SLURM)", signal.SIGTERM, to_group=True)
+
+
+def sigint_to_group(reference: Path, folder: Path) -> Outcome:
+    return stop_mid_flow(reference, folder, "SIGINT (Ctrl-C) mid ComputeFlow", signal.SIGINT,
+                         to_group=True)
+
+
+def two_commands_one_shard(reference: Path, folder: Path) -> Outcome:
+    """Two identical --local-scheduler commands on one cache: the second writer of the shard
+    waits for the first and then does nothing; both exit 0, no temporary copy or lock file is
+    left, and the shard equals the reference."""
+    fault = "two commands write one flow shard at once"
+    copy_finished(reference, folder)
+    shard = one(folder, FLOW_SHARD)
+    shard.unlink()
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(folder / "tiny.cfg"))
+    logs = [folder / f"command{i}.log" for i in (1, 2)]
+    commands = []
+    for log in logs:
+        with open(log, "w") as handle:
+            commands.append(subprocess.Popen(
+                [sys.executable, "-m", "luigi", "--module", "tasks", "ComputeFlow", "--shard",
+                 "0", "--local-scheduler", "--no-lock"], cwd=folder, env=env, stdout=handle,
+                stderr=handle))
+    codes = [command.wait(timeout=900) for command in commands]
+    texts = [log.read_text() for log in logs]
+    wrong = [f"{path.name} left behind" for path in temporary_outputs(folder / "cache")]
+    wrong += [f"{path.name} left behind" for path in (folder / "cache").rglob("*.lock")]
+    if any(codes) or not shard.exists():
+        failed = next((text for code, text in zip(codes, texts) if code), "")
+        return Outcome(fault, False, [], wrong, error_line(failed) or "no shard made")
+    wrong += differences(shard_content(shard), shard_content(one(reference, FLOW_SHARD)),
+                         shard.name)
+    waited = any("completed by another command meanwhile" in text for text in texts)
+    return Outcome(fault, True, [], wrong, "the second writer waited, then did nothing"
+                   if waited else "the commands did not overlap")
+
+
+# ---------------------------------------------------------------- 7. splits a run must refuse
+
+UCF_SPEC = dict(classes=3, train_per_class=2, test_per_class=1, frames=8, width=64, height=48)
+"""TINY's synthetic dataset, written in UCF101's layout and read as UCF101 (no boxes)."""
+
+
+def ucf101_copy(folder: Path) -> Path:
+    """folder/tiny.cfg running UCF101 on a tiny UCF101-format dataset; returns its split folder."""
+    from pipeline.datasets import synthetic
+    root = synthetic.generate(folder / "ucf", synthetic.SyntheticSpec(**UCF_SPEC))
+    write_config(folder, {"run": {"dataset": "ucf101"},
+                          "ucf101": {"videos": str(root / synthetic.VIDEOS_DIR),
+                                     "splits": str(root / synthetic.SPLITS_DIR)}})
+    return root / synthetic.SPLITS_DIR
+
+
+def refused_split(folder: Path, fault: str, edit: Callable[[Path], None],
+                  expected: str) -> Outcome:
+    """Edit the split files of a UCF101-format copy: Manifest stops with an error naming the
+    split file and what is wrong (``expected``, a regex), and writes no manifest."""
+    edit(ucf101_copy(folder))
+    done = run(folder, "Manifest")
+    message = error_line(done.stderr)
+    clear = done.returncode != 0 and re.search(expected, message) is not None
+    wrong = [str(p.relative_to(folder)) + " written" for p in folder.glob("work/*/manifest-*")]
+    return Outcome(fault, clear, [], wrong, message)
+
+
+def drop_class_lines(splits: Path, name: str, klass: str) -> None:
+    lines = (splits / name).read_text().splitlines(keepends=True)
+    (splits / name).write_text("".join(line for line in lines if not line.startswith(klass)))
+
+
+def empty_testlist(folder: Path) -> Outcome:
+    return refused_split(folder, "empty testlist", lambda splits: (
+        splits / "testlist01.txt").write_text(""), r"testlist01.txt: no test videos")
+
+
+def empty_trainlist(folder: Path) -> Outcome:
+    return refused_split(folder, "empty trainlist", lambda splits: (
+        splits / "trainlist01.txt").write_text(""), r"trainlist01.txt: no train videos")
+
+
+def class_without_training_videos(folder: Path) -> Outcome:
+    """A UCF101 subset keeping the middle class of classInd.txt without its training videos."""
+    def edit(splits: Path) -> None:
+        middle = (splits / "classInd.txt").read_text().split("\n")[1].split()[1]
+        drop_class_lines(splits, "trainlist01.txt", f"{middle}/")
+    return refused_split(folder, "a class of classInd.txt without training videos", edit,
+                         r"trainlist01.txt: class \w+ has no training videos")
+
+
+def path_leaving_class_folder(folder: Path) -> Outcome:
+    """A split line Class/../Other/v.avi would label Other's video as Class."""
+    def edit(splits: Path) -> None:
+        classes = [line.split()[1] for line in (splits / "classInd.txt").read_text().split("\n")
+                   if line]
+        videos = splits.parent / "UCF-101"
+        source = sorted((videos / classes[1]).glob("*.avi"))[0]
+        shutil.copy(source, videos / classes[1] / "v_Extra_g99_c01.avi")
+        with open(splits / "trainlist01.txt", "a") as handle:
+            handle.write(f"{classes[0]}/../{classes[1]}/v_Extra_g99_c01.avi 1\n")
+    return refused_split(folder, "split path Class/../Other/v.avi", edit,
+                         r"trainlist01.txt: .* leaves its class folder")
+
+
+def latin1_split_file(folder: Path) -> Outcome:
+    def edit(splits: Path) -> None:
+        with open(splits / "testlist01.txt", "ab") as handle:
+            handle.write("RedSwing/v_RedSwing_caf\u00e9.avi\n".encode("latin-1"))
+    return refused_split(folder, "Latin-1 split file", edit,
+                         r"testlist01.txt, line \d+: not UTF-8 text")
+
+
+def bom_split_files(folder: Path) -> Outcome:
+    """Split files saved with a UTF-8 byte-order mark (as some editors do) are read as usual."""
+    fault = "split files with a UTF-8 BOM"
+    splits = ucf101_copy(folder)
+    for name in ("classInd.txt", "trainlist01.txt", "testlist01.txt"):
+        (splits / name).write_bytes(b"\xef\xbb\xbf" + (splits / name).read_bytes())
+    done = run(folder, "Manifest")
+    if done.returncode != 0:
+        return Outcome(fault, False, [], [], error_line(done.stderr))
+    manifest = read_manifest(one(folder, "work/ucf101/manifest-*"))
+    wanted = UCF_SPEC["classes"] * (UCF_SPEC["train_per_class"] + UCF_SPEC["test_per_class"])
+    wrong = [] if len(manifest) == wanted else [f"{len(manifest)} videos, {wanted} listed"]
+    return Outcome(fault, True, [], wrong, f"{len(manifest)} videos read")
+
+
+def header_estimate(folder: Path) -> Outcome:
+    """A video whose header claims 12 frames but decodes to 8 (containers store estimates):
+    flow keeps it, with the disagreement in the shard's info."""
+    from test_video import claim_frames
+    fault = "header frame count differs from the decoded one"
+    splits = ucf101_copy(folder)
+    first = (splits / "trainlist01.txt").read_text().split()[0]
+    video = splits.parent / "UCF-101" / first
+    claim_frames(video, 12)
+    runs = [run(folder, "ComputeFlow", "--shard", str(shard)) for shard in (0, 1)]
+    failed = [done for done in runs if done.returncode != 0]
+    if failed:
+        return Outcome(fault, False, [], [], error_line(failed[0].stderr))
+    held, noted = set(), {}
+    for path in folder.glob("cache/ucf101/flow-*/shard-*.h5"):
+        with cache.Shard(path) as shard:
+            held |= set(shard.videos)
+            noted.update(shard.info.get("header_disagrees", {}))
+    lost = [] if video.stem in held else [f"{video.stem} skipped"]
+    wrong = [] if noted == {video.stem: {"header": 12, "decoded": 8}} else [
+        f"shard info lists {noted}"]
+    return Outcome(fault, True, lost, wrong, f"{video.stem} kept; shard info: {noted}")
+
+
+def class_skipped_upstream(folder: Path) -> Outcome:
+    """Every training video of one class unreadable: flow and features skip them, and training
+    stops with an error naming the class rather than training a model that scores a class it
+    never saw."""
+    fault = "every training video of a class unreadable"
+    write_config(folder)
+    assert run(folder, "GenerateSynthetic").returncode == 0
+    root = one(folder, "data/synthetic-*")
+    lines = (root / "ucfTrainTestlist" / "trainlist01.txt").read_text().split("\n")
+    klass = lines[0].split("/")[0]
+    for line in lines:
+        if line.startswith(f"{klass}/"):
+            (root / "UCF-101" / line.split()[0]).write_bytes(b"")
+    done = run(folder, *TRAIN)
+    message = error_line(done.stderr)
+    clear = done.returncode != 0 and f"class {klass}: all its" in message
+    wrong = [f"{p.name} trained" for p in folder.glob(MODEL)]
+    return Outcome(fault, clear, [], wrong, message)
+
+
+def missing_config_file(folder: Path) -> Outcome:
+    """LUIGI_CONFIG_PATH naming a missing file (folder/tiny.cfg, not written): the command
+    stops with an error naming it and makes nothing (Luigi alone would only warn, then run the
+    embedded profile in the current folder)."""
+    fault = "LUIGI_CONFIG_PATH names a missing file"
+    folder.mkdir(parents=True, exist_ok=True)
+    done = run(folder, "ReproducePaper")
+    message = error_line(done.stderr)
+    clear = (done.returncode != 0
+             and f"LUIGI_CONFIG_PATH={folder / 'tiny.cfg'}: no such config file" in message)
+    return Outcome(fault, clear, [], [f"{p.name} made" for p in folder.iterdir()], message)
+
+
 # ---------------------------------------------------------------- all scenarios
 
 AFTER_REFERENCE: dict[str, Callable[[Path, Path], Outcome]] = {
@@ -647,6 +909,10 @@ AFTER_REFERENCE: dict[str, Callable[[Path, Path], Outcome]] = {
     "flipped shard": flipped_flow_shard,
     "truncated shard": truncated_feature_shard,
     "other schema": other_schema_shard,
+    "SIGTERM to the command": sigterm_to_command,
+    "SIGTERM to the group": sigterm_to_group,
+    "SIGINT to the group": sigint_to_group,
+    "two commands": two_commands_one_shard,
 }
 """Scenarios that start from the reference run's outputs."""
 
@@ -654,9 +920,25 @@ ON_THEIR_OWN: dict[str, Callable[[Path], Outcome]] = {
     "damaged videos": damaged_videos,
     "damaged videos strict": damaged_videos_strict,
     "missing listed video": missing_listed_video,
+    "empty testlist": empty_testlist,
+    "empty trainlist": empty_trainlist,
+    "class without training videos": class_without_training_videos,
+    "class skipped upstream": class_skipped_upstream,
+    "path leaving its class folder": path_leaving_class_folder,
+    "Latin-1 split file": latin1_split_file,
+    "BOM split files": bom_split_files,
+    "header frame count": header_estimate,
+    "missing config file": missing_config_file,
     **{fault: (lambda folder, fault=fault: bad_setting(folder, fault)) for fault in BAD_SETTINGS},
 }
 """Slow scenarios that start from nothing."""
+
+NEEDS_WIRING = {"SIGTERM to the command", "SIGTERM to the group", "two commands",
+                "empty testlist", "empty trainlist", "class without training videos",
+                "class skipped upstream", "unknown section: [trian] epochs = 3",
+                "not a dataset: [run] dataset = ucf102"}
+"""Scenarios whose handling is written (pipeline/termination.py, locking.py, manifest.py
+check_split and check_trainable, config.check_task_sections) but not yet called from tasks.py."""
 
 IN_PROCESS: dict[str, Callable[[Path], Outcome]] = {
     "flipped anywhere": flipped_anywhere,
@@ -692,14 +974,20 @@ def reference(tmp_path_factory):
     return prepare_reference(tmp_path_factory.mktemp("reference"))
 
 
+def scenarios(names) -> list:
+    """Test parameters: the scenarios, those that need tasks.py wiring skipped."""
+    return [pytest.param(name, marks=pytest.mark.skip(reason="needs tasks.py wiring"))
+            if name in NEEDS_WIRING else name for name in names]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(AFTER_REFERENCE))
+@pytest.mark.parametrize("name", scenarios(AFTER_REFERENCE))
 def test_fault_after_a_finished_run(name, reference, tmp_path):
     check(AFTER_REFERENCE[name](reference, tmp_path))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", list(ON_THEIR_OWN))
+@pytest.mark.parametrize("name", scenarios(ON_THEIR_OWN))
 def test_fault_from_scratch(name, tmp_path):
     check(ON_THEIR_OWN[name](tmp_path))
 
