@@ -276,7 +276,9 @@ def flow_params():
 
 def flow_description(dataset: str, shard: int | None = None) -> dict:
     """ComputeFlow's settings (its folder's hash); a shard's description also names its videos."""
-    return cache.describe("flow", {"tvl1": flow_params().as_dict()},
+    from pipeline.video import format_frame_size
+    return cache.describe("flow", {"tvl1": flow_params().as_dict(),
+                                   "frame_size": format_frame_size(config.video().size())},
                           {} if shard is None else shard_videos(dataset, shard))
 
 
@@ -298,7 +300,8 @@ class ComputeFlow(VideosTask):
         videos = self.shard_rows(self.shard)
         self.output().makedirs()
         with written(self.output()) as tmp, \
-                flow.FlowPool(config.flow().worker_count()) as pool, \
+                flow.FlowPool(config.flow().worker_count(),
+                              frame_size=config.video().size()) as pool, \
                 Progress(len(videos), f"flow shard {self.shard}", self.report_progress) as bar:
             description = flow_description(self.dataset, self.shard)
             flow.write_flow_shard(tmp, description, videos, flow_params(), pool,
@@ -366,7 +369,7 @@ class FinetuneConvNet(VideosTask):
         from pipeline.video import read_frames
         if self.stream == "rgb":
             def rgb(row, count):
-                frames = read_frames(row.path)
+                frames = read_frames(row.path, config.video().size())
                 return frames[features.sample_frame_indices(len(frames), count)]
             return rgb
         shards = {video: (ComputeFlow(dataset=self.dataset, shard=s).output().path,
@@ -390,11 +393,13 @@ def features_description(dataset: str, stream: str, shard: int | None = None,
                          weights_sha256: str | None = None) -> dict:
     """The feature folder's description (its hash); a stored shard's also names its videos and
     the convnet's weights checksum (known only once the convnet exists)."""
+    from pipeline.video import format_frame_size
     section = config.convnet().validate()
     upstream = {"convnet": cache.short_hash(convnet_description(dataset, stream))}
     if shard is not None:
         upstream.update(shard_videos(dataset, shard), weights_sha256=weights_sha256)
     return cache.describe("features", {"stream": stream, "image_size": section.image_size,
+                                       "frame_size": format_frame_size(config.video().size()),
                                        "precision": section.precision, "dtype": section.dtype,
                                        "layers": ["pool5", "fc7"]}, upstream)
 
@@ -435,7 +440,8 @@ class ExtractFeatures(VideosTask):
                          self.report_progress) as bar:
             if self.stream == "rgb":
                 features.write_feature_shard(
-                    tmp, description, videos, lambda row: iter_frames(row.path), extractor,
+                    tmp, description, videos,
+                    lambda row: iter_frames(row.path, config.video().size()), extractor,
                     self.stream, section.image_size, section.batch_size, section.dtype,
                     config.run().strict, bar, self.held(videos, description))
                 return
@@ -535,8 +541,22 @@ class TrainModel(ModelTask):
         import keras
         from models.registry import build_model
         from pipeline import training
+        from pipeline.predict import ConvnetRef, ModelRecord
         section = config.train().validate()
         manifest = self.manifest()
+        extraction = config.convnet().validate()
+        # What predict needs to compute this model's inputs from a video (model.json).
+        record = ModelRecord(
+            arch=self.arch, attention="motion" if self.inputs().motion else "appearance",
+            stream=self.stream, classes=list(manifest.drop_duplicates("label_index")
+                                             .sort_values("label_index")["label"]),
+            inputs=self.inputs(), image_size=extraction.image_size,
+            frame_size=config.video().size(),
+            flow=flow_params() if "flow" in self.streams() else None,
+            convnets={s: ConvnetRef(str(Path(FinetuneConvNet(
+                dataset=self.dataset, stream=s).output().path).resolve()),
+                convnet_record(self.dataset, s)["weights_sha256"]) for s in self.streams()},
+            precision=extraction.precision, dtype=extraction.dtype)
         with self.source() as source:
             cached = source.videos_cached()
             (videos, labels), (test_videos, test_labels) = (
@@ -582,7 +602,7 @@ class TrainModel(ModelTask):
                 report.write_json(Path(tmp) / "model.json", {
                     "description": model_description(self), "videos": len(videos),
                     "seconds": round(sum(row["seconds"] for row in history), 2),
-                    **initialised})
+                    **initialised, **record.as_json()})
         checkpoints.remove()
 
 

@@ -112,6 +112,25 @@ class thumos13(luigi.Config):
     annotations = luigi.Parameter(default="")
 
 
+class video(luigi.Config):
+    """frame_size = WIDTHxHEIGHT: every frame is stretched to this size (whatever its own size
+    and aspect ratio) before TV-L1 flow and before the rgb stream's VGG preprocessing (which
+    then resizes to [convnet] image_size), in ComputeFlow, ExtractFeatures, FinetuneConvNet and
+    predict alike. The authors' 340x256 (with flow bound 20 at that size) is the default and
+    configs/paper.cfg's; the embedded CPU profile uses the synthetic frames' 160x120. Boxes
+    (localization, predict) stay in the original video's pixels."""
+
+    frame_size = luigi.Parameter(default="340x256")
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        from pipeline.video import parse_frame_size
+        try:
+            return parse_frame_size(self.frame_size)
+        except ValueError as error:
+            raise setting_error("[video] frame_size", f"{error}") from None
+
+
 class flow(luigi.Config):
     """TV-L1 parameters (OpenCV's defaults), the clip bound and the processes per shard."""
 
@@ -288,6 +307,7 @@ def preflight(datasets: list[str] | None = None) -> None:
     files.check_config(unknown_sections_allowed=True)
     datasets = [run().dataset] if datasets is None else datasets
     run().validate()
+    video().size()
     flow().worker_count()
     convnet().validate()
     model().sizes()

@@ -23,7 +23,8 @@ import pandas as pd
 
 from pipeline import cache
 from pipeline.progress import Progress
-from pipeline.video import HEADER_DISAGREES, VideoError, header_disagreement, read_frames
+from pipeline.video import (HEADER_DISAGREES, FrameSize, VideoError, header_disagreement,
+                            iter_frames, resize_frame)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,13 +125,27 @@ def dequantize(q: np.ndarray, bound: float) -> np.ndarray:
     return (q.astype(np.float64) * (2.0 * bound / 255.0) - bound).astype(np.float32)
 
 
-def video_flow(frames_rgb: np.ndarray, params: TVL1Params) -> np.ndarray:
-    """Quantized flow between adjacent frames: (T, H, W, 3) uint8 RGB -> (T-1, H, W, 2) uint8.
+def video_flow(frames_rgb: np.ndarray, params: TVL1Params,
+               frame_size: FrameSize | None = None) -> np.ndarray:
+    """Quantized flow between adjacent frames: (T, H, W, 3) uint8 RGB -> (T-1, H, W, 2) uint8,
+    or (T-1, height, width, 2) with frames first resized to ``frame_size`` = (width, height).
 
     Flow t goes from frame t to frame t+1.
     """
     _check_clip(frames_rgb, "video_flow")
-    return _flow_chunk(frames_rgb, params)
+    return _flow_chunk(_resized(frames_rgb, frame_size), params)
+
+
+def flow_gray(frame_rgb: np.ndarray, frame_size: FrameSize | None = None) -> np.ndarray:
+    """The image TV-L1 sees of one RGB frame: resized to ``frame_size`` (`resize_frame`), then
+    gray. ComputeFlow and predict both make their flow from this."""
+    return cv2.cvtColor(resize_frame(frame_rgb, frame_size), cv2.COLOR_RGB2GRAY)
+
+
+def _resized(frames: np.ndarray, frame_size: FrameSize | None) -> np.ndarray:
+    if frame_size is None:
+        return frames
+    return np.stack([resize_frame(frame, frame_size) for frame in frames])
 
 
 def _check_clip(frames_rgb: np.ndarray, caller: str) -> None:
@@ -163,9 +178,11 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _decode_gray(path: str) -> np.ndarray:
-    """Worker task: decode a video to (T, H, W) gray frames; T >= 2 or a VideoError naming it."""
-    gray = _gray(read_frames(path))
+def _decode_gray(path: str, frame_size: FrameSize | None = None) -> np.ndarray:
+    """Worker task: decode a video to (T, H, W) gray frames (`flow_gray`: resized to
+    ``frame_size`` first, one frame in memory at full size at a time); T >= 2 or a VideoError
+    naming it."""
+    gray = np.stack([flow_gray(frame, frame_size) for frame in iter_frames(path)])
     if gray.shape[0] < 2:
         raise VideoError(f"{path}: optical flow needs at least 2 frames, got {gray.shape[0]}")
     return gray
@@ -195,9 +212,14 @@ class FlowPool:
     every core. Chunks are independent TV-L1 runs on the same frames, so the result equals
     `video_flow` exactly; with params.use_initial_flow a video's pairs depend on each other and
     the whole video is one chunk.
+
+    `frame_size` = (width, height): every frame is resized to it before TV-L1 ([video]
+    frame_size; `flow_gray`), so flow is (T-1, height, width, 2) whatever the video's size.
+    None keeps each video's own size.
     """
 
-    def __init__(self, processes: int | None = None, chunk_pairs: int = 16):
+    def __init__(self, processes: int | None = None, chunk_pairs: int = 16,
+                 frame_size: FrameSize | None = None):
         processes = os.cpu_count() if processes is None else processes
         if not _is_int(processes) or processes < 1:
             raise ValueError(f"flow.processes must be an integer >= 1, got {processes!r}")
@@ -205,6 +227,7 @@ class FlowPool:
             raise ValueError(f"flow.chunk_pairs must be an integer >= 1, got {chunk_pairs!r}")
         self.processes = processes
         self.chunk_pairs = chunk_pairs
+        self.frame_size = None if frame_size is None else tuple(frame_size)
         self._executor = cf.ProcessPoolExecutor(
             max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker)
@@ -239,8 +262,10 @@ class FlowPool:
         return [(s, min(s + size, n_pairs)) for s in range(0, n_pairs, size)]
 
     def flow_frames(self, frames_rgb: np.ndarray, params: TVL1Params) -> np.ndarray:
-        """`video_flow` of one in-memory clip, its pairs spread over the workers."""
+        """`video_flow` of one in-memory clip (at the pool's frame size), its pairs spread over
+        the workers."""
         _check_clip(frames_rgb, "flow_frames")
+        frames_rgb = _resized(frames_rgb, self.frame_size)
         spans = self._chunks(frames_rgb.shape[0] - 1, params)
         futures = [self._executor.submit(_flow_chunk, frames_rgb[s:e + 1], params)
                    for s, e in spans]
@@ -261,7 +286,8 @@ class FlowPool:
             while True:
                 for path in itertools.islice(pending, 2 * self.processes - open_jobs):
                     job = _Job(str(path))
-                    running[self._executor.submit(_decode_gray, job.path)] = (job, True)
+                    running[self._executor.submit(_decode_gray, job.path,
+                                                  self.frame_size)] = (job, True)
                     open_jobs += 1
                 if not running:
                     return

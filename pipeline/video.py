@@ -1,8 +1,10 @@
-"""Video decoding and writing with OpenCV: RGB uint8 frames, streamed one at a time."""
+"""Video decoding and writing with OpenCV: RGB uint8 frames, streamed one at a time, and the
+frame size at which flow and rgb features are computed ([video] frame_size)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator
 from os import PathLike
 from pathlib import Path
 
@@ -17,8 +19,48 @@ HEADER_DISAGREES = "header_disagrees"
 from their header's: {video_id: {"header": n, "decoded": m}}, for the report to list."""
 
 
+MIN_FRAME_SIDE = 16
+"""The smallest width or height a frame size may have."""
+
+FrameSize = tuple[int, int]
+"""(width, height) in pixels, as OpenCV and "340x256" name a size."""
+
+
 class VideoError(ValueError):
     """A video that cannot be opened, decoded or written; the message names the file."""
+
+
+def parse_frame_size(text: str) -> FrameSize:
+    """"340x256" -> (340, 256): width x height in pixels, each >= MIN_FRAME_SIDE."""
+    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
+    if not match:
+        raise ValueError(f"must be WIDTHxHEIGHT in pixels, e.g. 340x256, got {text!r}")
+    size = int(match[1]), int(match[2])
+    if min(size) < MIN_FRAME_SIDE:
+        raise ValueError(f"must be at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}, got {text!r}")
+    return size
+
+
+def format_frame_size(size: FrameSize) -> str:
+    """(340, 256) -> "340x256", the form recorded in cache descriptions and model.json."""
+    return f"{int(size[0])}x{int(size[1])}"
+
+
+def resize_frame(frame: np.ndarray, size: FrameSize | None) -> np.ndarray:
+    """A frame (H, W) or (H, W, C) stretched to ``size`` = (width, height), whatever its own
+    aspect ratio (as the authors' 340x256 frames are), so that videos of mixed sizes give
+    flow and features of one size. Pixel-area interpolation (OpenCV's INTER_AREA: averages
+    when shrinking, so a 1280x720 frame does not alias; bilinear-like when enlarging). A frame
+    that already has the size, or size None, is returned as it is."""
+    if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    return cv2.resize(frame, (int(size[0]), int(size[1])), interpolation=cv2.INTER_AREA)
+
+
+def resize_frames(frames: Iterable[np.ndarray], size: FrameSize | None) -> Iterator[np.ndarray]:
+    """`resize_frame` over a stream of frames, one at a time."""
+    for frame in frames:
+        yield resize_frame(frame, size)
 
 
 def header_disagreement(video_id: str, header: int, decoded: int) -> dict:
@@ -51,18 +93,21 @@ def _frames(capture: cv2.VideoCapture, path: StrPath) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def iter_frames(path: StrPath) -> Iterator[np.ndarray]:
-    """Yield the frames of `path` as RGB uint8 (H, W, 3) arrays, one at a time.
+def iter_frames(path: StrPath, size: FrameSize | None = None) -> Iterator[np.ndarray]:
+    """Yield the frames of `path` as RGB uint8 (H, W, 3) arrays, one at a time, each resized to
+    ``size`` = (width, height) when given (`resize_frame`).
 
     The file is opened before this returns (so an unopenable file raises here); a video that
     opens but yields no frame raises VideoError on the first `next`.
     """
-    return _frames(_open(path), path)
+    frames = _frames(_open(path), path)
+    return frames if size is None else resize_frames(frames, size)
 
 
-def read_frames(path: StrPath) -> np.ndarray:
-    """Decode the whole video at `path` into a (T, H, W, 3) uint8 RGB array."""
-    return np.stack(list(iter_frames(path)))
+def read_frames(path: StrPath, size: FrameSize | None = None) -> np.ndarray:
+    """Decode the whole video at `path` into a (T, H, W, 3) uint8 RGB array (resized to
+    ``size`` = (width, height) when given)."""
+    return np.stack(list(iter_frames(path, size)))
 
 
 def count_frames(path: StrPath) -> int:

@@ -7,7 +7,7 @@ import pytest
 from models import vgg16
 from pipeline import cache, features
 from pipeline.progress import Progress
-from pipeline.video import HEADER_DISAGREES
+from pipeline.video import HEADER_DISAGREES, iter_frames, read_frames, write_video
 
 
 def test_rgb_preprocessing_is_bgr_minus_imagenet_mean():
@@ -98,3 +98,31 @@ def test_feature_shard_trusts_the_decoded_frame_count_and_records_the_header(tmp
         assert shard.length("estimated", "fc7") == 5
         assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 9,
                                                               "decoded": 5 + offset}}
+
+
+def test_rgb_features_are_taken_from_frames_at_the_frame_size(tmp_path, monkeypatch):
+    # ExtractFeatures reads rgb frames resized to [video] frame_size (here 32x24, from videos of
+    # 64x48 and 48x64), and VGG preprocessing then resizes them to the image size.
+    rng = np.random.default_rng(3)
+    paths = []
+    for name, (h, w) in {"landscape": (48, 64), "portrait": (64, 48)}.items():
+        paths.append(tmp_path / f"{name}.avi")
+        write_video(paths[-1], rng.integers(0, 255, (3, h, w, 3), dtype=np.uint8))
+    extractor = vgg16.feature_extractor(vgg16.initialise("rgb", 2, 32, "none", seed=0))
+    seen = []
+    preprocess = features.preprocess
+    monkeypatch.setattr(features, "preprocess", lambda frames, stream, size: (
+        seen.append(frames.shape), preprocess(frames, stream, size))[1])
+    videos = pd.DataFrame({"video_id": ["landscape", "portrait"], "label_index": [0, 1],
+                           "n_frames": [3, 3], "path": [str(p) for p in paths],
+                           "fingerprint": ["fa", "fb"]})
+    description = cache.describe("features", {"stream": "rgb", "frame_size": "32x24"})
+    with Progress(2, "features") as progress:
+        features.write_feature_shard(tmp_path / "shard.h5", description, videos,
+                                     lambda row: iter_frames(row.path, (32, 24)), extractor,
+                                     "rgb", 32, 4, "float32", strict=True, progress=progress)
+    assert seen == [(3, 24, 32, 3), (3, 24, 32, 3)]
+    with cache.Shard(tmp_path / "shard.h5", description) as shard:
+        pool5, fc7 = features.extract(extractor, read_frames(paths[1], (32, 24)), "rgb", 32, 4,
+                                      "float32")
+        np.testing.assert_array_equal(shard.read("portrait", "fc7"), fc7)

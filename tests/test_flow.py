@@ -212,6 +212,36 @@ def test_pool_frames_equal_sequential_with_and_without_initial_flow(pool):
         np.testing.assert_array_equal(pool.flow_frames(frames, params), video_flow(frames, params))
 
 
+def test_flow_is_computed_at_the_frame_size_whatever_the_video_size(tmp_path):
+    # [video] frame_size = 32x24: videos of 64x48, 48x64 (portrait) and 80x40 are all stretched
+    # to 32x24 before TV-L1, in the pool as in video_flow; None keeps each video's size.
+    rng = np.random.default_rng(8)
+    sizes = {"landscape": (48, 64), "portrait": (64, 48), "wide": (40, 80)}
+    paths = {}
+    for name, (h, w) in sizes.items():
+        paths[name] = tmp_path / f"{name}.avi"
+        write_video(paths[name], shifted_clip(rng, [(1, 0), (0, 1), (1, 1)], h=h, w=w))
+    params = TVL1Params(nscales=2, warps=2)
+    with FlowPool(processes=2, chunk_pairs=2, frame_size=(32, 24)) as pool:
+        results = dict(pool.map_videos([str(p) for p in paths.values()], params))
+        frames = read_frames(paths["portrait"])
+        np.testing.assert_array_equal(pool.flow_frames(frames, params),
+                                      video_flow(frames, params, (32, 24)))
+    for name, path in paths.items():
+        flow = results[str(path)]
+        assert flow.shape == (3, 24, 32, 2) and flow.dtype == np.uint8, name
+        np.testing.assert_array_equal(flow, video_flow(read_frames(path), params, (32, 24)))
+        np.testing.assert_array_equal(flow, video_flow(read_frames(path, (32, 24)), params))
+    assert video_flow(read_frames(paths["wide"]), params).shape == (3, 40, 80, 2)
+
+
+def test_flow_at_the_video_own_size_is_unchanged_by_the_frame_size():
+    # The CPU profile's frame size is the synthetic frames' own: nothing is resized.
+    frames = shifted_clip(np.random.default_rng(9), [(1, 0), (0, 1)])
+    np.testing.assert_array_equal(video_flow(frames, TVL1Params(), (64, 48)),
+                                  video_flow(frames, TVL1Params()))
+
+
 def _flow_in_forked_child(frames, results):
     os.setpgrp()  # so that a hung child can be killed together with its pool's workers
     with FlowPool(processes=2, chunk_pairs=1) as pool:

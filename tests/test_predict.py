@@ -1,5 +1,9 @@
 """Streaming prediction on a new video (paper Sec. 4): equal to the batch pipeline, lazy, and
-writing ranking, tube and overlay."""
+writing ranking, tube and overlay; a model folder that describes itself (model.json), the
+one-argument command line, and the frame size shared with ComputeFlow and ExtractFeatures."""
+
+import json
+import shutil
 
 import keras
 import numpy as np
@@ -8,15 +12,22 @@ import pytest
 
 from models import vgg16
 from models.registry import ModelSizes, build_model
-from pipeline import features, localization
-from pipeline.flow import TVL1Params, video_flow
-from pipeline.predict import Predictor, main, predict_video, read_class_names
+from pipeline import cache, features, localization, predict, report
+from pipeline.flow import FlowPool, TVL1Params, video_flow, write_flow_shard
+from pipeline.predict import (ConvnetRef, ModelRecord, Predictor, main, predict_video,
+                              read_model_record)
+from pipeline.progress import Progress
+from pipeline.training import ModelInputs
 from pipeline.video import read_frames, write_video
 
 SIZE, N_CLASSES, N_FRAMES = 64, 3, 6
+NAMES = ["Jump", "Run", "Wave"]
 SIZES = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
 FLOW = TVL1Params(nscales=2, warps=2, outer_iterations=3, inner_iterations=10)
 SETTINGS = dict(flow_params=FLOW, theta=200.0, sigma=2.0, frac=0.6)
+# Not OpenCV's defaults (5 scales, 5 warps, bound 20): what a model folder records.
+RECORDED_FLOW = TVL1Params(nscales=2, warps=3, outer_iterations=3, inner_iterations=10,
+                           bound=15.0)
 # (arch, stream, attention): motion attention on rgb, appearance attention, a flow-only model.
 VARIANTS = [("videolstm", "rgb", "motion"), ("convalstm", "rgb", "appearance"),
             ("lstm", "flow", "appearance")]
@@ -35,12 +46,13 @@ def moving_square_video(path):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
-    convnets = {}
+    convnets, checksums = {}, {}
     for stream in ("rgb", "flow"):
-        convnets[stream] = root / f"convnet-{stream}"
-        convnets[stream].mkdir()
-        vgg16.initialise(stream, N_CLASSES, SIZE, "none", seed=1).save(
-            convnets[stream] / "model.keras")
+        convnets[stream] = root / "cache" / f"convnet-{stream}-0123abcd"
+        convnets[stream].mkdir(parents=True)
+        network = vgg16.initialise(stream, N_CLASSES, SIZE, "none", seed=1)
+        network.save(convnets[stream] / "model.keras")
+        checksums[stream] = cache.array_checksum(network.get_weights())  # as FinetuneConvNet
     pool5, fc7 = (SIZE // 32, SIZE // 32, 512), (4096,)
     models = {}
     for seed, (arch, stream, attention) in enumerate(VARIANTS):
@@ -51,8 +63,38 @@ def setup(tmp_path_factory):
         models[arch] = root / f"model-{arch}"
         models[arch].mkdir()
         model.save(models[arch] / "model.keras")
-    return {"root": root, "convnets": convnets, "models": models,
+    write_record(models["videolstm"], convnets, checksums, "videolstm", "rgb", "motion")
+    return {"root": root, "convnets": convnets, "checksums": checksums, "models": models,
             "video": moving_square_video(root / "clip.avi")}
+
+
+def record_of(convnets, checksums, arch, stream, attention, frame_size=(64, 48),
+              flow=RECORDED_FLOW):
+    """The record TrainModel writes for a model of these settings and convnets."""
+    inputs = ModelInputs.of(arch, stream, attention)
+    streams = sorted({stream} | ({"flow"} if stream == "flow" or inputs.motion else set()))
+    return ModelRecord(arch=arch, attention="motion" if inputs.motion else "appearance",
+                       stream=stream, classes=NAMES, inputs=inputs, image_size=SIZE,
+                       frame_size=frame_size, flow=flow if "flow" in streams else None,
+                       convnets={s: ConvnetRef(str(convnets[s]), checksums[s]) for s in streams},
+                       precision="float32", dtype="float16")
+
+
+def write_record(folder, convnets, checksums, arch, stream, attention, **settings):
+    """model.json as TrainModel writes it: its description and timings beside the record."""
+    record = record_of(convnets, checksums, arch, stream, attention, **settings)
+    report.write_json(folder / "model.json", {
+        "description": cache.describe("model", {"arch": arch}), "videos": 9, "seconds": 1.0,
+        **record.as_json()})
+    return record
+
+
+def model_copy(setup, folder, **settings):
+    """The VideoLSTM model in another folder, with a record of other settings."""
+    folder.mkdir()
+    shutil.copy(setup["models"]["videolstm"] / "model.keras", folder / "model.keras")
+    return write_record(folder, setup["convnets"], setup["checksums"], "videolstm", "rgb",
+                        "motion", **settings)
 
 
 @pytest.fixture(scope="module")
@@ -224,38 +266,181 @@ def test_predictor_names_the_missing_convnet(setup):
                   arch="videolstm")
 
 
-def test_class_names_from_class_index_or_plain_list(tmp_path):
-    (tmp_path / "classInd.txt").write_text("2 Run\n1 Jump\n3 Wave\n")
-    (tmp_path / "names.txt").write_text("Jump\n\nRun\nWave\n")
-    assert read_class_names(tmp_path / "classInd.txt") == ["Jump", "Run", "Wave"]
-    assert read_class_names(tmp_path / "names.txt") == ["Jump", "Run", "Wave"]
-    with pytest.raises(FileNotFoundError, match="nowhere.txt"):
-        read_class_names(tmp_path / "nowhere.txt")
+def test_a_model_folder_round_trips_its_description(setup, tmp_path):
+    for arch, stream, attention in VARIANTS:
+        record = record_of(setup["convnets"], setup["checksums"], arch, stream, attention)
+        folder = tmp_path / arch
+        folder.mkdir()
+        report.write_json(folder / "model.json", {"description": {}, **record.as_json()})
+        assert read_model_record(folder) == record
+        assert read_model_record(folder / "model.keras") == record
+        assert ModelRecord.from_json(json.loads(json.dumps(record.as_json()))) == record
+    written = json.loads((setup["models"]["videolstm"] / "model.json").read_text())
+    assert set(predict.RECORD_KEYS) <= set(written)
+    assert written["frame_size"] == "64x48" and written["flow"] == RECORDED_FLOW.as_dict()
+    assert written["convnets"]["flow"] == {"path": str(setup["convnets"]["flow"]),
+                                           "weights_sha256": setup["checksums"]["flow"]}
+    assert written["inputs"] == {"features": "pool5", "motion": "pool5"}
+    assert written["classes"] == NAMES
+
+
+def test_predictor_from_a_model_folder_has_its_settings(setup):
+    predictor = Predictor.from_folder(setup["models"]["videolstm"], theta=150.0)
+    assert predictor.flow_params == RECORDED_FLOW and predictor.frame_size == (64, 48)
+    assert predictor.class_names == NAMES and predictor.theta == 150.0
+    assert (predictor.inputs.stream, predictor.inputs.motion) == ("rgb", True)
+    assert predictor.dtype == "float16" and set(predictor.extractors) == {"rgb", "flow"}
+
+
+def test_a_model_folder_made_before_model_json_is_refused(setup, tmp_path):
+    folder = tmp_path / "old-model"
+    folder.mkdir()
+    shutil.copy(setup["models"]["videolstm"] / "model.keras", folder / "model.keras")
+    with pytest.raises(FileNotFoundError, match=r"old-model/model.json does not exist.*retrain"):
+        Predictor.from_folder(folder)
+    report.write_json(folder / "model.json", {"description": {}, "videos": 9, "seconds": 1.0})
+    with pytest.raises(ValueError, match=r"model.json lacks arch, attention, stream, classes.*"
+                                         r"retrain"):
+        Predictor.from_folder(folder)
+
+
+def test_predict_refuses_a_convnet_with_other_weights(setup, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    for stream, folder in setup["convnets"].items():
+        shutil.copytree(folder, elsewhere / folder.name)
+    other = vgg16.initialise("flow", N_CLASSES, SIZE, "none", seed=2)
+    other.save(elsewhere / setup["convnets"]["flow"].name / "model.keras")
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(setup["video"]), "--model", str(setup["models"]["videolstm"]),
+              "--out", str(tmp_path / "out"), "--convnets", str(elsewhere)])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert cache.array_checksum(other.get_weights()) in err
+    assert setup["checksums"]["flow"] in err and "flow convnet" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_finds_moved_convnets_by_name(setup, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    for folder in setup["convnets"].values():
+        shutil.copytree(folder, elsewhere / folder.name)
+    predictor = Predictor.from_folder(setup["models"]["videolstm"], elsewhere)
+    assert predictor.class_names == NAMES
+    with pytest.raises(FileNotFoundError,
+                       match="nowhere/convnet-flow-0123abcd: no flow convnet here"):
+        Predictor.from_folder(setup["models"]["videolstm"], tmp_path / "nowhere")
+    moved = tmp_path / "moved"
+    record = model_copy(setup, moved)
+    data = json.loads((moved / "model.json").read_text())
+    data["convnets"]["rgb"]["path"] = str(tmp_path / "gone" / "convnet-rgb-0123abcd")
+    (moved / "model.json").write_text(json.dumps(data))
+    with pytest.raises(FileNotFoundError, match="gone/convnet-rgb-0123abcd: the rgb convnet .*"
+                                                "--convnets"):
+        Predictor.from_folder(moved)
+    assert record.frame_size == (64, 48)
+
+
+def test_predict_computes_flow_with_the_recorded_settings(setup, monkeypatch):
+    asked = []
+    original = predict.tvl1
+
+    def recording(previous, current, params, initial_flow=None):
+        asked.append(params)
+        return original(previous, current, params, initial_flow=initial_flow)
+
+    monkeypatch.setattr(predict, "tvl1", recording)
+    predictor = Predictor.from_folder(setup["models"]["videolstm"])
+    results = list(predictor.frames(read_frames(setup["video"])))
+    assert len(asked) == len(results) == N_FRAMES - 1
+    assert all(params == RECORDED_FLOW for params in asked)
+    assert RECORDED_FLOW != TVL1Params()
+
+
+def inputs_seen(predictor, monkeypatch):
+    """The images the predictor's convnets are given, by stream."""
+    seen = {"rgb": [], "flow": []}
+    original = predictor._features
+
+    def recording(stream, image):
+        seen[stream].append(image)
+        return original(stream, image)
+
+    monkeypatch.setattr(predictor, "_features", recording)
+    return seen
+
+
+def test_flow_features_and_predict_agree_on_the_frame_size(setup, tmp_path, monkeypatch):
+    # A 64x48 video, a model trained at frame size 32x24: predict's flow is ComputeFlow's
+    # (same frames, resize, TV-L1 settings and bound), its rgb input ExtractFeatures' frames.
+    model_copy(setup, tmp_path / "model-32x24", frame_size=(32, 24))
+    predictor = Predictor.from_folder(tmp_path / "model-32x24")
+    seen = inputs_seen(predictor, monkeypatch)
+    results = list(predictor.frames(read_frames(setup["video"])))
+
+    videos = pd.DataFrame({"video_id": ["clip"], "path": [str(setup["video"])],
+                           "n_frames": [N_FRAMES], "fingerprint": ["f"]})
+    description = cache.describe("flow", {"tvl1": RECORDED_FLOW.as_dict(),
+                                          "frame_size": "32x24"})
+    with FlowPool(processes=1, frame_size=(32, 24)) as pool, Progress(1, "flow") as progress:
+        write_flow_shard(tmp_path / "flow.h5", description, videos, RECORDED_FLOW, pool,
+                         strict=True, progress=progress)
+    with cache.Shard(tmp_path / "flow.h5", description) as shard:
+        stored = shard.read("clip", "flow")
+    assert stored.shape == (N_FRAMES - 1, 24, 32, 2)
+    np.testing.assert_array_equal(np.stack(seen["flow"]), stored)
+    rgb = read_frames(setup["video"], (32, 24))  # what ExtractFeatures reads
+    np.testing.assert_array_equal(np.stack(seen["rgb"]), rgb[:len(results)])
+    boxes = np.stack([r.box for r in results])
+    assert np.isfinite(boxes).all()
+    assert np.all((boxes >= 0) & (boxes <= [64, 48, 64, 48]))
+
+
+def test_boxes_are_in_the_original_frame_at_any_frame_size(setup, tmp_path, monkeypatch):
+    # The attention of a model reading 32x24 frames is upsampled to the 64x48 video, as
+    # Localize does: a salient bottom-right cell is a box reaching the video's corner.
+    model_copy(setup, tmp_path / "model-32x24", frame_size=(32, 24))
+    predictor = Predictor.from_folder(tmp_path / "model-32x24", theta=200.0, sigma=0.0,
+                                      frac=0.6)
+    maps = np.zeros((N_FRAMES, 2, 2), np.float32)
+    maps[:, 1, 1] = 1.0
+    monkeypatch.setattr(predictor, "stepper", ScriptedStepper(maps))
+    predict_video(setup["video"], predictor, tmp_path / "out")
+    tube = pd.read_csv(tmp_path / "out" / "tube.csv")
+    expected = localization.localize(maps[:N_FRAMES - 1], (48, 64), 200.0, 0.0, 0.6,
+                                     smooth=False)
+    np.testing.assert_allclose(tube[["x1", "y1", "x2", "y2"]].to_numpy(), expected)
+    assert tuple(expected[0][2:]) == (64, 48) and expected[0][0] > 32  # not a 32x24 box
+    smooth = tube[["smooth_x1", "smooth_y1", "smooth_x2", "smooth_y2"]].to_numpy()
+    assert np.all((smooth >= 0) & (smooth <= [64, 48, 64, 48]))
+    assert read_frames(tmp_path / "out" / "overlay.avi").shape[1:3] == (48, 64)
+
+
+def test_the_command_line_asks_only_what_model_json_cannot_answer():
+    options = {o for action in predict._parser()._actions for o in action.option_strings}
+    assert options == {"-h", "--help", "--model", "--out", "--convnets", "--theta", "--sigma",
+                       "--frac", "--fps"}
 
 
 def test_main_runs_end_to_end(setup, tmp_path, capsys):
-    (tmp_path / "classInd.txt").write_text("1 Jump\n2 Run\n3 Wave\n")
     out = tmp_path / "out"
-    main([str(setup["video"]), "--model", str(setup["models"]["videolstm"]),
-          "--rgb-convnet", str(setup["convnets"]["rgb"]),
-          "--flow-convnet", str(setup["convnets"]["flow"]), "--arch", "videolstm",
-          "--stream", "rgb", "--attention", "motion", "--classes",
-          str(tmp_path / "classInd.txt"), "--out", str(out), "--theta", "200"])
+    main([str(setup["video"]), "--model", str(setup["models"]["videolstm"]), "--out", str(out),
+          "--theta", "200"])
     ranking = pd.read_csv(out / "ranking.csv")
-    assert ranking["class"].iloc[0] in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert sorted(ranking["class"]) == sorted(NAMES)
+    for rank, name in enumerate(ranking["class"], 1):
+        assert f"{rank}. {name}" in printed
     assert len(pd.read_csv(out / "tube.csv")) == N_FRAMES - 1
+    assert (out / "overlay.avi").is_file()
 
 
 @pytest.mark.parametrize("missing", ["video", "model"])
 def test_main_names_a_missing_file_and_fails(setup, tmp_path, capsys, missing):
-    (tmp_path / "classes.txt").write_text("Jump\nRun\nWave\n")
     paths = {"video": str(setup["video"]), "model": str(setup["models"]["videolstm"])}
     paths[missing] = str(tmp_path / f"no-such-{missing}")
     with pytest.raises(SystemExit) as exit_info:
-        main([paths["video"], "--model", paths["model"],
-              "--rgb-convnet", str(setup["convnets"]["rgb"]),
-              "--flow-convnet", str(setup["convnets"]["flow"]), "--arch", "videolstm",
-              "--classes", str(tmp_path / "classes.txt"), "--out", str(tmp_path / "out")])
+        main([paths["video"], "--model", paths["model"], "--out", str(tmp_path / "out")])
     assert exit_info.value.code not in (0, None)
     err = capsys.readouterr().err
     assert f"no-such-{missing}" in err and "Traceback" not in err and len(err.splitlines()) == 1
@@ -263,13 +448,9 @@ def test_main_names_a_missing_file_and_fails(setup, tmp_path, capsys, missing):
 
 @pytest.mark.parametrize("fps", ["0", "-25", "nan"])
 def test_main_refuses_a_bad_fps_before_writing_anything(setup, tmp_path, capsys, fps):
-    (tmp_path / "classes.txt").write_text("Jump\nRun\nWave\n")
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exit_info:
         main([str(setup["video"]), "--model", str(setup["models"]["videolstm"]),
-              "--rgb-convnet", str(setup["convnets"]["rgb"]),
-              "--flow-convnet", str(setup["convnets"]["flow"]), "--arch", "videolstm",
-              "--attention", "motion", "--classes", str(tmp_path / "classes.txt"),
               "--out", str(out), "--fps", fps])
     assert exit_info.value.code == 1
     err = capsys.readouterr().err

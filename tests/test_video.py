@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.video import (VideoError, count_frames, iter_frames, probe_frame_count,
-                            read_frames, write_video)
+from pipeline.video import (VideoError, count_frames, format_frame_size, iter_frames,
+                            parse_frame_size, probe_frame_count, read_frames, resize_frame,
+                            write_video)
 
 
 def claim_frames(path, count: int) -> None:
@@ -109,3 +110,33 @@ def test_write_video_refuses_bad_frames(tmp_path, frames, problem):
 def test_write_video_refuses_a_missing_folder(tmp_path):
     with pytest.raises(VideoError, match="nowhere"):
         write_video(tmp_path / "nowhere" / "clip.avi", _smooth_frames(n=2))
+
+
+def test_frame_size_reads_width_by_height():
+    assert parse_frame_size("340x256") == (340, 256)
+    assert parse_frame_size(" 160 X 120 ") == (160, 120)
+    assert format_frame_size((340, 256)) == "340x256"
+    for bad in ("340", "340x", "340*256", "-340x256", "340x256x3", "0x0", "8x256", ""):
+        with pytest.raises(ValueError, match="WIDTHxHEIGHT|at least 16x16"):
+            parse_frame_size(bad)
+
+
+def test_resize_stretches_to_the_frame_size_and_keeps_a_frame_of_that_size():
+    frame = np.random.default_rng(0).integers(0, 255, (72, 128, 3), dtype=np.uint8)
+    assert resize_frame(frame, (32, 24)).shape == (24, 32, 3)  # 16:9 stretched to 4:3
+    assert resize_frame(frame, (256, 144)).shape == (144, 256, 3)
+    assert resize_frame(frame[..., 0], (32, 24)).shape == (24, 32)
+    assert resize_frame(frame, (128, 72)) is frame and resize_frame(frame, None) is frame
+    flat = np.full((48, 64, 3), 77, np.uint8)
+    assert np.all(resize_frame(flat, (20, 30)) == 77)
+
+
+def test_frames_are_read_at_a_frame_size(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, _smooth_frames(n=3))
+    resized = read_frames(path, (32, 24))
+    assert resized.shape == (3, 24, 32, 3)
+    np.testing.assert_array_equal(resized, [resize_frame(f, (32, 24)) for f in read_frames(path)])
+    assert next(iter_frames(path, (32, 24))).shape == (24, 32, 3)
+    with pytest.raises(VideoError, match="does not exist"):
+        iter_frames(tmp_path / "missing.avi", (32, 24))
