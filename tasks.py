@@ -32,21 +32,25 @@ if EMBEDDED_CONFIG.is_file():
     luigi.configuration.LuigiConfigParser._config_paths.insert(0, str(EMBEDDED_CONFIG))
     luigi.configuration.LuigiConfigParser.reload()
 
-from pipeline import cache, config, identity, report, sharding  # noqa: E402
+from pipeline import cache, config, identity, locking, report, sharding, termination  # noqa: E402
 from pipeline.datasets import SPLITS, read_split, synthetic_locations  # noqa: E402
-from pipeline.manifest import probe_frames, read_manifest, write_manifest  # noqa: E402
+from pipeline.manifest import (check_split, check_trainable, probe_frames,  # noqa: E402
+                               read_manifest, write_manifest)
 
 
 def _one_line_errors(kind, error, trace):
-    """Setting and input errors end the command with their one-line message, no traceback."""
-    if isinstance(error, (config.ConfigError, ValueError, FileNotFoundError)):
+    """Setting and input errors, and a stop by SIGTERM, end the command with their one-line
+    message, no traceback."""
+    if isinstance(error, (config.ConfigError, ValueError, FileNotFoundError,
+                          termination.Terminated)):
         print(f"error: {error}", file=sys.stderr)
     else:
         sys.__excepthook__(kind, error, trace)
 
 
 sys.excepthook = _one_line_errors
-config.preflight([config.run().dataset])
+termination.install()
+config.preflight()
 
 
 class Choice(luigi.ChoiceParameter):
@@ -95,6 +99,7 @@ def listing(dataset: str, split: int) -> pd.DataFrame:
     key = (dataset, split, _files_state(locations), str(config.paths().folder("work").resolve()))
     if key not in _LISTINGS:
         table = read_split(dataset, split, locations)
+        check_split(table)
         fingerprints = identity.FingerprintCache(
             config.paths().folder("work") / dataset / "fingerprints.json")
         table["fingerprint"] = [fingerprints.get(path) for path in table["path"]]
@@ -155,13 +160,13 @@ def written(target: luigi.LocalTarget) -> Iterator[str]:
     Path(tmp).parent.mkdir(parents=True, exist_ok=True)
     try:
         yield tmp
+        target.fs.rename_dont_move(tmp, target.path)
     except BaseException:
         if Path(tmp).is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             Path(tmp).unlink(missing_ok=True)
         raise
-    target.fs.rename_dont_move(tmp, target.path)
 
 
 def timings_log() -> Path:
@@ -232,6 +237,7 @@ class Manifest(DatasetTask):
         name = f"manifest-split{self.split}-{cache.short_hash(description)}.parquet"
         return luigi.LocalTarget(str(config.paths().folder("work") / self.dataset / name))
 
+    @locking.single_writer
     def run(self):
         table = probe_frames(listing(self.dataset, self.split).drop(columns="fingerprint"),
                              strict=config.run().strict)
@@ -294,6 +300,7 @@ class ComputeFlow(VideosTask):
         return luigi.LocalTarget(str(shard_file(
             self.cache_dir("flow", flow_description(self.dataset)), self.dataset, self.shard)))
 
+    @locking.single_writer
     def run(self):
         from pipeline import flow
         from pipeline.progress import Progress
@@ -314,6 +321,9 @@ def convnet_description(dataset: str, stream: str) -> dict:
         "weights", "image_size", "finetune_from", "finetune_epochs", "finetune_frames",
         "learning_rate", "batch_size")}
     params.update(stream=stream, seed=config.run().seed)
+    if stream == "rgb":
+        from pipeline.video import format_frame_size
+        params["frame_size"] = format_frame_size(config.video().size())
     videos = all_videos(dataset)
     upstream = {"training videos": identity.content_hash(
         videos[videos["split"] == "train"], ("video_id", "label_index", "fingerprint"))}
@@ -339,6 +349,7 @@ class FinetuneConvNet(VideosTask):
         return luigi.LocalTarget(str(self.cache_dir(
             f"convnet-{self.stream}", convnet_description(self.dataset, self.stream))))
 
+    @locking.single_writer
     def run(self):
         from models import vgg16
         from pipeline import features
@@ -423,6 +434,7 @@ class ExtractFeatures(VideosTask):
                            features_description(self.dataset, self.stream)),
             self.dataset, self.shard)))
 
+    @locking.single_writer
     def run(self):
         from models import vgg16
         from pipeline import features
@@ -537,6 +549,7 @@ class TrainModel(ModelTask):
     def output(self):
         return self.model_target("models", model_description(self))
 
+    @locking.single_writer
     def run(self):
         import keras
         from models.registry import build_model
@@ -559,6 +572,7 @@ class TrainModel(ModelTask):
             precision=extraction.precision, dtype=extraction.dtype)
         with self.source() as source:
             cached = source.videos_cached()
+            check_trainable(manifest, cached)
             (videos, labels), (test_videos, test_labels) = (
                 (list(part["video_id"]), [int(x) for x in part["label_index"]])
                 for part in (manifest[(manifest["split"] == split)
@@ -582,14 +596,13 @@ class TrainModel(ModelTask):
             training.compile_model(model, section.learning_rate, section.rho)
 
             def epoch_data(epoch):
-                def batches():
-                    rng = np.random.default_rng([config.run().seed, epoch])
-                    return training.training_batches(source, videos, labels, section.batch_size,
-                                                     section.snippet, rng)
-                return training.as_dataset(batches, shapes, section.snippet)
+                # the batches training_batches gives for this seed, read by [train] readers
+                return loader.dataset(videos, labels, [config.run().seed, epoch])
 
             checkpoints = training.Checkpoints(self.output().path + ".checkpoints")
-            with written(self.output()) as tmp:
+            with training.SnippetLoader(source, section.batch_size, section.snippet,
+                                        section.readers) as loader, \
+                    written(self.output()) as tmp:
                 Path(tmp).mkdir(parents=True)
                 model, history = training.train(
                     model, epoch_data, section.epochs, checkpoints, config.run().seed,
@@ -616,6 +629,7 @@ class Evaluate(ModelTask):
     def output(self):
         return self.model_target("evaluation", evaluation_description(self))
 
+    @locking.single_writer
     def run(self):
         import keras
         from pipeline import scoring, training
@@ -673,6 +687,7 @@ class Fuse(DatasetTask):
         folder = config.paths().folder("work") / self.dataset / "fusion"
         return luigi.LocalTarget(str(folder / f"split{self.split}-{cache.short_hash(description)}"))
 
+    @locking.single_writer
     def run(self):
         from pipeline import fusion, scoring
         section = config.fusion()
@@ -730,6 +745,7 @@ class Localize(LocalizationTask):
                                         "frac": self.frac, "boxes": "clipped to the frame"},
                               {"model": cache.short_hash(model_description(self))})
 
+    @locking.single_writer
     def run(self):
         import keras
         from pipeline import localization, training
@@ -781,6 +797,7 @@ class MotionSaliencyTubes(DatasetTask):
         return luigi.LocalTarget(str(config.paths().folder("work") / self.dataset
                                      / "localization" / name))
 
+    @locking.single_writer
     def run(self):
         from pipeline import localization, saliency
         from pipeline.progress import Progress
@@ -833,6 +850,7 @@ class EvaluateLocalization(LocalizationTask):
         return luigi.LocalTarget(str(folder / f"evaluation-split{self.split}-"
                                       f"{cache.short_hash(description)}"))
 
+    @locking.single_writer
     def run(self):
         from pipeline import localization_eval
         truth = localization_eval.ground_truth(self.manifest())
@@ -888,6 +906,7 @@ class ReproducePaper(luigi.Task):
         folder = config.paths().folder("reports") / config.run().profile
         return luigi.LocalTarget(str(folder / "report.md"))
 
+    @locking.single_writer
     def run(self):
         from pipeline import claims, evidence, figures
         folder = Path(self.output().path).parent
@@ -1060,3 +1079,6 @@ def skipped_videos(dataset: str) -> dict[str, str]:
         skipped.update({f"{dataset}/{video} ({stage})": reason for video, reason in
                         report.shard_summary(paths)["skipped"].items()})
     return skipped
+
+
+config.check_task_sections()

@@ -28,6 +28,7 @@ other work they move with its load, the CPU times much less.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import tempfile
@@ -164,7 +165,8 @@ def measure(shards: dict, inputs, args) -> dict:
                 return previous_training_batches(source, videos, labels, args.batch,
                                                  args.length,
                                                  np.random.default_rng([0, epoch]))
-            return training.as_dataset(batches, shapes, args.length)
+            return training.as_dataset(batches, shapes, args.length,
+                                       math.ceil(len(videos) / args.batch))
         results["baseline"] = rate(baseline, args.seconds)
         for key, readers, threads in (("1", 1, False), ("N", args.readers, False),
                                       ("Nt", args.readers, True)):

@@ -20,8 +20,8 @@ import h5py
 import numpy as np
 
 SCHEMA_VERSION = 2
-ALGORITHM_VERSIONS = {"dataset": 1, "synthetic": 1, "manifest": 1, "flow": 1, "convnet": 1,
-                      "features": 1, "model": 1, "evaluation": 1, "fusion": 1, "tubes": 1,
+ALGORITHM_VERSIONS = {"dataset": 1, "synthetic": 1, "manifest": 2, "flow": 2, "convnet": 1,
+                      "features": 2, "model": 1, "evaluation": 1, "fusion": 1, "tubes": 1,
                       "localization-evaluation": 1}
 """The version of each stage's algorithm. Bump a stage's number in the change that makes the
 same inputs and settings give other output: that stage and everything downstream is then

@@ -227,6 +227,7 @@ class train(luigi.Config):
     snippet = luigi.IntParameter(default=30)
     learning_rate = luigi.FloatParameter(default=0.001)
     rho = luigi.FloatParameter(default=0.9)
+    readers = luigi.IntParameter(default=0)
 
     def validate(self) -> "train":
         for key in ("epochs", "batch_size", "snippet"):
@@ -235,6 +236,8 @@ class train(luigi.Config):
         require(self.learning_rate > 0, "[train] learning_rate",
                 f"must be > 0, got {self.learning_rate}")
         require(0 < self.rho < 1, "[train] rho", f"must be in (0, 1), got {self.rho}")
+        require(self.readers >= 0, "[train] readers",
+                f"must be >= 0 (0: one per core), got {self.readers}")
         return self
 
 

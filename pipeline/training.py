@@ -215,16 +215,19 @@ def training_batches(source: FeatureSource, videos: list[str], labels: list[int]
 
 
 def as_dataset(batches: Callable[[], Iterator], shapes: dict[str, tuple], length: int,
-               dtypes: Mapping[str, np.dtype] | None = None) -> tf.data.Dataset:
-    """A tf.data pipeline over a batch generator, prefetching so HDF5 reads overlap training.
-    Inputs the generator yields in another dtype (``dtypes``, e.g. the stored float16) are
-    cast to float32 in the pipeline: exact, and half the bytes through Python."""
+               steps: int, dtypes: Mapping[str, np.dtype] | None = None) -> tf.data.Dataset:
+    """A tf.data pipeline over a batch generator of ``steps`` batches, prefetching so HDF5
+    reads overlap training. Inputs the generator yields in another dtype (``dtypes``, e.g. the
+    stored float16) are cast to float32 in the pipeline: exact, and half the bytes through
+    Python. The length is stated because Keras cannot know a generator's: it would warn "Your
+    input ran out of data" at the end of every epoch."""
     dtypes = {name: tf.as_dtype(np.dtype((dtypes or {}).get(name, np.float32)))
               for name in shapes}
     signature = ({name: tf.TensorSpec((None, length, *shape), dtypes[name])
                   for name, shape in shapes.items()},
                  {"scores": tf.TensorSpec((None, length), tf.int64)})
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature).apply(
+        tf.data.experimental.assert_cardinality(steps))
     if any(dtype != tf.float32 for dtype in dtypes.values()):
         dataset = dataset.map(lambda inputs, targets: (
             {name: tf.cast(value, tf.float32) for name, value in inputs.items()}, targets))
@@ -331,7 +334,8 @@ class SnippetLoader:
             rng = np.random.default_rng(seed)
             return self.batches(epoch_plan(self.source, videos, labels, self.batch_size,
                                            self.length, rng))
-        return as_dataset(batches, self.shapes, self.length, self.dtypes)
+        return as_dataset(batches, self.shapes, self.length,
+                          math.ceil(len(videos) / self.batch_size), self.dtypes)
 
     def epoch(self, videos: list[str], labels: list[int], rng: np.random.Generator
               ) -> Iterator[tuple[dict, dict]]:
@@ -568,7 +572,7 @@ def train(model: keras.Model, epoch_data: Callable[[int], tf.data.Dataset], epoc
         reseed(model, seed * 100003 + epoch)
         start = time.perf_counter()
         fit = model.fit(epoch_data(epoch), initial_epoch=epoch, epochs=epoch + 1, verbose=0,
-                        callbacks=callbacks)
+                        callbacks=callbacks, shuffle=False)  # the batches come shuffled
         row = {"epoch": epoch, "seconds": round(time.perf_counter() - start, 3)}
         row.update({key: float(values[-1]) for key, values in fit.history.items()})
         if held_out:

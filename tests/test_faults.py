@@ -933,13 +933,6 @@ ON_THEIR_OWN: dict[str, Callable[[Path], Outcome]] = {
 }
 """Slow scenarios that start from nothing."""
 
-NEEDS_WIRING = {"SIGTERM to the command", "SIGTERM to the group", "two commands",
-                "empty testlist", "empty trainlist", "class without training videos",
-                "class skipped upstream", "unknown section: [trian] epochs = 3",
-                "not a dataset: [run] dataset = ucf102"}
-"""Scenarios whose handling is written (pipeline/termination.py, locking.py, manifest.py
-check_split and check_trainable, config.check_task_sections) but not yet called from tasks.py."""
-
 IN_PROCESS: dict[str, Callable[[Path], Outcome]] = {
     "flipped anywhere": flipped_anywhere,
     "full disk": full_disk,
@@ -974,20 +967,14 @@ def reference(tmp_path_factory):
     return prepare_reference(tmp_path_factory.mktemp("reference"))
 
 
-def scenarios(names) -> list:
-    """Test parameters: the scenarios, those that need tasks.py wiring skipped."""
-    return [pytest.param(name, marks=pytest.mark.skip(reason="needs tasks.py wiring"))
-            if name in NEEDS_WIRING else name for name in names]
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("name", scenarios(AFTER_REFERENCE))
+@pytest.mark.parametrize("name", list(AFTER_REFERENCE))
 def test_fault_after_a_finished_run(name, reference, tmp_path):
     check(AFTER_REFERENCE[name](reference, tmp_path))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", scenarios(ON_THEIR_OWN))
+@pytest.mark.parametrize("name", list(ON_THEIR_OWN))
 def test_fault_from_scratch(name, tmp_path):
     check(ON_THEIR_OWN[name](tmp_path))
 

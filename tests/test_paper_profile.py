@@ -158,14 +158,10 @@ def test_predict_applies_a_model_trained_on_hmdb51(paper_run, tmp_path):
                  if p.name.startswith("videolstm-motion-rgb-split2"))
     convnets = {stream: next((paper_run / "cache" / "hmdb51").glob(f"convnet-{stream}-*"))
                 for stream in ("rgb", "flow")}
-    classes = tmp_path / "classes.txt"
-    classes.write_text("".join(f"{n}\n" for n in sorted(synthetic.CLASS_NAMES[:SPEC.classes])))
     video = next((paper_run / "hmdb51" / "videos").rglob("*.avi"))
     result = subprocess.run(
         [sys.executable, "-m", "pipeline.predict", str(video), "--model", str(model),
-         "--rgb-convnet", str(convnets["rgb"]), "--flow-convnet", str(convnets["flow"]),
-         "--arch", "videolstm", "--stream", "rgb", "--attention", "motion",
-         "--classes", str(classes), "--out", str(tmp_path / "out"), "--bound", "20"],
+         "--out", str(tmp_path / "out")],
         cwd=paper_run, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     ranking = pd.read_csv(tmp_path / "out" / "ranking.csv")

@@ -14,6 +14,8 @@ TINY = """
 [run]
 profile = tiny
 shards = 2
+[video]
+frame_size = 64x48
 [synthetic]
 classes = 3
 train_per_class = 2

@@ -1,5 +1,6 @@
 """Training on cached feature shards: snippets, resumption from checkpoints, segment scoring."""
 
+import math
 import os
 
 import h5py
@@ -96,7 +97,7 @@ def train_for(source, ids, labels, epochs, folder, model=None, loader=None):
         def batches():
             return training.training_batches(source, ids, labels, 3, 8,
                                              np.random.default_rng([0, epoch]))
-        return training.as_dataset(batches, source.shapes(), 8)
+        return training.as_dataset(batches, source.shapes(), 8, math.ceil(len(ids) / 3))
     return training.train(model, epoch_data, epochs, training.Checkpoints(folder), seed=0)
 
 
