@@ -60,6 +60,23 @@ SIZE = 0.2
 """Half-size of every object as a fraction of the frame's width and height."""
 
 
+READING_THE_CLAIMS = """\
+How this data bears on each claim (from its design; README, "Reading the embedded benchmark",
+analyses the reference run):
+- Every frame shows three looks and only the actor moves, so an RGB model without motion
+  attention can only guess which object acts: RGB ConvNet, LSTM, ConvLSTM, ALSTM and ConvALSTM
+  with appearance attention all sit near the floor of guessing among the visible looks, and
+  C1's RGB comparisons are between models that cannot use their architecture's advantage here.
+- Flow shows the motion but not the look (one shape, textures move coherently), so a flow
+  model's ceiling is about the motion classes; fusion (C3) helps where RGB misses the motion.
+- With 128 training videos and 20 epochs of 16 updates, models whose held-out curve still
+  rises at the last epoch (training plot) are under-trained: a difference between them is a
+  statement about this budget, not about the architecture.
+- The actor spans at least 2 x 2 attention cells, so a tube that follows the attention scores
+  well before smoothing: LOWESS has little to add where the raw tube is already right (C4)."""
+"""Read beside the Claims of a run on this dataset (ReproducePaper prints it)."""
+
+
 def class_look_motion(class_index: int) -> tuple[str, str]:
     """The (look, motion) pair of a class."""
     return list(LOOKS)[class_index % len(LOOKS)], MOTIONS[class_index // len(LOOKS)]
