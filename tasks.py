@@ -693,7 +693,8 @@ class Fuse(DatasetTask):
         section = config.fusion()
         tables = {stream: scoring.read_scores_frame(Path(target.path) / "scores.csv")
                   for stream, target in self.input().items()}
-        rgb, flow = tables["rgb"], tables["flow"].set_index("video_id").loc[tables["rgb"]["video_id"]]
+        rgb = tables["rgb"]
+        flow = tables["flow"].set_index("video_id").loc[rgb["video_id"]]
         classes = list(rgb.columns[2:])
         labels = rgb["label"].to_numpy()
         fused = fusion.product_fusion([rgb[classes].to_numpy(), flow[classes].to_numpy()])

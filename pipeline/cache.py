@@ -233,7 +233,8 @@ class Shard:
     def __contains__(self, video_id: str) -> bool:
         return video_id in self.videos
 
-    def read(self, video_id: str, name: str, frames: slice | np.ndarray | None = None) -> np.ndarray:
+    def read(self, video_id: str, name: str,
+             frames: slice | np.ndarray | None = None) -> np.ndarray:
         """One video's array (all frames, or the given frame indices or slice)."""
         self._check_cached(video_id, name)
         with _damage_is_corrupt(self.path, f"{video_id}/{name}"):

@@ -146,7 +146,8 @@ def test_hmdb51_model_starts_from_ucf101_but_its_classifier(shards):
     training.transfer_except_classifier(source, target)
     np.testing.assert_array_equal(target.get_layer("recurrent").get_weights()[0],
                                   source.get_layer("recurrent").get_weights()[0])
-    head, source_head = target.get_layer("head").get_weights(), source.get_layer("head").get_weights()
+    head = target.get_layer("head").get_weights()
+    source_head = source.get_layer("head").get_weights()
     np.testing.assert_array_equal(head[0], source_head[0])
     np.testing.assert_array_equal(head[-2], before[-2])
     assert head[-1].shape == (3,)

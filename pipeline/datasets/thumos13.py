@@ -175,8 +175,9 @@ def read_split(
     """UCF101 split restricted to the classes in the annotation file, with tubes attached.
 
     Labels are re-indexed 0..K-1 in classInd order; each annotated video's own label must
-    agree with that index. The label space is the annotation file's classes (attrs). `annotated_frames` is the file's numf (0 for a video it lacks), which
-    `probe_frames` compares with the video's frame count.
+    agree with that index. The label space is the annotation file's classes (attrs).
+    `annotated_frames` is the file's numf (0 for a video it lacks), which `probe_frames`
+    compares with the video's frame count.
     """
     annotations_path = Path(annotations_path)
     raw = _load(annotations_path)
