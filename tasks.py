@@ -9,6 +9,7 @@ and renamed when complete; cache paths carry a hash of what changes their conten
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
@@ -88,13 +89,14 @@ def dataset_locations(dataset: str) -> dict[str, str]:
             if hasattr(section, key)}
 
 
-_LISTINGS: dict[tuple, pd.DataFrame] = {}
+_LISTINGS: dict[tuple, tuple[pd.DataFrame, str]] = {}
 
 
-def listing(dataset: str, split: int) -> pd.DataFrame:
+def _listing(dataset: str, split: int) -> tuple[pd.DataFrame, str]:
     """A split's videos as its files list them (id, path, label, split, boxes), each with its
-    content fingerprint: what every output downstream is made from. Read once per process and
-    state of the split files; fingerprints are kept in work/<dataset>/fingerprints.json."""
+    content fingerprint, and the split's identity: what every output downstream is made from.
+    Read once per process and state of the split files; fingerprints are kept in
+    work/<dataset>/fingerprints.json."""
     locations = dataset_locations(dataset)
     key = (dataset, split, _files_state(locations), str(config.paths().folder("work").resolve()))
     if key not in _LISTINGS:
@@ -104,8 +106,14 @@ def listing(dataset: str, split: int) -> pd.DataFrame:
             config.paths().folder("work") / dataset / "fingerprints.json")
         table["fingerprint"] = [fingerprints.get(path) for path in table["path"]]
         fingerprints.save()
-        _LISTINGS[key] = table
+        _LISTINGS[key] = table, identity.content_hash(
+            table, tuple(c for c in table.columns if c != "path"))
     return _LISTINGS[key]
+
+
+def listing(dataset: str, split: int) -> pd.DataFrame:
+    """A split's videos with their content fingerprints (see _listing)."""
+    return _listing(dataset, split)[0]
 
 
 def _files_state(locations: dict[str, str]) -> tuple:
@@ -123,8 +131,7 @@ def _files_state(locations: dict[str, str]) -> tuple:
 def split_identity(dataset: str, split: int) -> str:
     """What a split is: its videos' ids, labels, roles, boxes and fingerprints (not where the
     files are, so machines that mount the dataset at other paths share a cache)."""
-    table = listing(dataset, split)
-    return identity.content_hash(table, tuple(c for c in table.columns if c != "path"))
+    return _listing(dataset, split)[1]
 
 
 def all_videos(dataset: str) -> pd.DataFrame:
@@ -132,10 +139,33 @@ def all_videos(dataset: str) -> pd.DataFrame:
     return sharding.union([listing(dataset, split) for split in SPLITS[dataset]])
 
 
+def _splits(dataset: str) -> tuple[str, ...]:
+    """The identities of a dataset's splits: the cache key of what is derived from its videos
+    (the hashes below are computed once per content of the splits, not at every path)."""
+    return tuple(split_identity(dataset, split) for split in SPLITS[dataset])
+
+
+@functools.lru_cache(maxsize=None)
+def _training_videos_hash(dataset: str, splits: tuple[str, ...]) -> str:
+    """A hash of the training videos' ids, labels and fingerprints (``splits`` is the key)."""
+    videos = all_videos(dataset)
+    return identity.content_hash(videos[videos["split"] == "train"],
+                                 ("video_id", "label_index", "fingerprint"))
+
+
+@functools.lru_cache(maxsize=None)
+def _shard_hashes(dataset: str, splits: tuple[str, ...], shards: int) -> tuple[str, ...]:
+    """Each shard's hash of its videos' ids and fingerprints (``splits`` is the key)."""
+    return tuple(identity.content_hash(members, ("video_id", "fingerprint"))
+                 for members in sharding.partition(all_videos(dataset), shards))
+
+
 def shard_content(dataset: str, shard: int) -> str:
     """A hash of one shard's videos' ids and fingerprints."""
-    members = sharding.members(all_videos(dataset), shard, config.run().validate().shards)
-    return identity.content_hash(members, ("video_id", "fingerprint"))
+    shards = config.run().validate().shards
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard must be in [0, {shards}), got {shard}")
+    return _shard_hashes(dataset, _splits(dataset), shards)[shard]
 
 
 def shard_file(folder: Path, dataset: str, shard: int) -> Path:
@@ -324,9 +354,7 @@ def convnet_description(dataset: str, stream: str) -> dict:
     if stream == "rgb":
         from pipeline.video import format_frame_size
         params["frame_size"] = format_frame_size(config.video().size())
-    videos = all_videos(dataset)
-    upstream = {"training videos": identity.content_hash(
-        videos[videos["split"] == "train"], ("video_id", "label_index", "fingerprint"))}
+    upstream = {"training videos": _training_videos_hash(dataset, _splits(dataset))}
     if stream == "flow":
         upstream["flow"] = cache.short_hash(flow_description(dataset))
     return cache.describe("convnet", params, upstream)
@@ -467,8 +495,10 @@ class ExtractFeatures(VideosTask):
 
 def feature_shards(dataset: str, stream: str) -> dict[str, dict]:
     """Every feature shard of a stream and what a reader expects of it."""
+    weights = convnet_record(dataset, stream)["weights_sha256"]
     return {ExtractFeatures(dataset=dataset, stream=stream, shard=s).output().path:
-            stored_features_description(dataset, stream, s) for s in range(config.run().shards)}
+            features_description(dataset, stream, s, weights)
+            for s in range(config.run().shards)}
 
 
 def stored_features_description(dataset: str, stream: str, shard: int) -> dict:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pandas as pd
 
 
@@ -17,12 +18,19 @@ def shard_index(video_id: str, shards: int) -> int:
     return int(hashlib.sha256(video_id.encode()).hexdigest()[:8], 16) % shards
 
 
+def partition(table: pd.DataFrame, shards: int) -> list[pd.DataFrame]:
+    """The rows of ``table`` (with a ``video_id`` column) in each of ``shards`` shards, each
+    sorted by id (every id hashed once)."""
+    index = np.array([shard_index(video, shards) for video in table["video_id"]], dtype=int)
+    return [table[index == shard].sort_values("video_id", kind="stable").reset_index(drop=True)
+            for shard in range(shards)]
+
+
 def members(table: pd.DataFrame, shard: int, shards: int) -> pd.DataFrame:
     """The rows of ``table`` (with a ``video_id`` column) in shard ``shard``, sorted by id."""
     if not 0 <= shard < shards:
         raise ValueError(f"shard must be in [0, {shards}), got {shard}")
-    chosen = table[[shard_index(v, shards) == shard for v in table["video_id"]]]
-    return chosen.sort_values("video_id", kind="stable").reset_index(drop=True)
+    return partition(table, shards)[shard]
 
 
 def union(manifests: list[pd.DataFrame]) -> pd.DataFrame:
