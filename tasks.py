@@ -300,14 +300,7 @@ class VideosTask(DatasetTask):
 
 
 def flow_params():
-    from pipeline.flow import TVL1Params
-    section = config.flow()
-    return TVL1Params(tau=section.tau, lambda_=section.lambda_, theta=section.theta,
-                      nscales=section.nscales, warps=section.warps, epsilon=section.epsilon,
-                      inner_iterations=section.inner_iterations,
-                      outer_iterations=section.outer_iterations,
-                      scale_step=section.scale_step, gamma=section.gamma,
-                      median_filtering=section.median_filtering, bound=section.bound)
+    return config.flow().params()
 
 
 def flow_description(dataset: str, shard: int | None = None) -> dict:
@@ -332,13 +325,14 @@ class ComputeFlow(VideosTask):
 
     @locking.single_writer
     def run(self):
-        from pipeline import flow
+        from pipeline import flow, flow_batches
         from pipeline.progress import Progress
         videos = self.shard_rows(self.shard)
         self.output().makedirs()
         with written(self.output()) as tmp, \
-                flow.FlowPool(config.flow().worker_count(),
-                              frame_size=config.video().size()) as pool, \
+                flow_batches.flow_runner(flow_params(), config.flow().worker_count(),
+                                         config.video().size(),
+                                         config.flow().batch_pairs) as pool, \
                 Progress(len(videos), f"flow shard {self.shard}", self.report_progress) as bar:
             description = flow_description(self.dataset, self.shard)
             flow.write_flow_shard(tmp, description, videos, flow_params(), pool,

@@ -132,7 +132,9 @@ class video(luigi.Config):
 
 
 class flow(luigi.Config):
-    """TV-L1 parameters (OpenCV's defaults), the clip bound and the processes per shard."""
+    """TV-L1 parameters (OpenCV's defaults), the clip bound, the solver (backend) and how one
+    shard task runs it: processes (OpenCV's solver, or decoding for TensorFlow's) and the
+    pairs per TensorFlow batch."""
 
     tau = luigi.FloatParameter(default=0.25)
     lambda_ = luigi.FloatParameter(default=0.15)
@@ -146,11 +148,22 @@ class flow(luigi.Config):
     gamma = luigi.FloatParameter(default=0.0)
     median_filtering = luigi.IntParameter(default=5)
     bound = luigi.FloatParameter(default=20.0)
+    backend = luigi.ChoiceParameter(choices=("opencv", "tensorflow"), default="opencv")
     processes = luigi.IntParameter(default=0)
+    batch_pairs = luigi.IntParameter(default=32)
+
+    def params(self):
+        """The TV-L1 settings (pipeline.flow.TVL1Params, which checks them)."""
+        from pipeline.flow import TVL1Params
+        return TVL1Params(**{key: getattr(self, key) for key in (
+            "tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations",
+            "outer_iterations", "scale_step", "gamma", "median_filtering", "bound", "backend")})
 
     def worker_count(self) -> int:
         """Processes computing flow in one shard task; 0 means one per core."""
         require(self.processes >= 0, "[flow] processes", f"must be >= 0, got {self.processes}")
+        require(self.batch_pairs >= 1, "[flow] batch_pairs",
+                f"must be >= 1, got {self.batch_pairs}")
         return self.processes or os.cpu_count() or 1
 
 
@@ -306,7 +319,6 @@ def preflight(datasets: list[str] | None = None) -> None:
     a task's section is checked by `check_task_sections` once the task classes exist."""
     from models.imagenet import WeightsNotFoundError, find_imagenet_weights
     from pipeline.datasets.synthetic import SyntheticSpec
-    from pipeline.flow import TVL1Params
     files.check_config(unknown_sections_allowed=True)
     datasets = [run().dataset] if datasets is None else datasets
     run().validate()
@@ -322,9 +334,7 @@ def preflight(datasets: list[str] | None = None) -> None:
         classes=section.classes, train_per_class=section.train_per_class,
         test_per_class=section.test_per_class, frames=section.frames, width=section.width,
         height=section.height, seed=section.seed, context=section.context),
-        "[flow]": lambda: TVL1Params(**{key: getattr(flow(), key) for key in (
-            "tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations",
-            "outer_iterations", "scale_step", "gamma", "median_filtering", "bound")})}
+        "[flow]": lambda: flow().params()}
     for name, check in checks.items():
         try:
             check()

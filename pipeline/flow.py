@@ -4,7 +4,9 @@ The flow stream's input is the horizontal and vertical TV-L1 flow between every 
 frames, clipped to +-bound pixels and linearly rescaled to [0, 255]. `FlowPool` spreads the work
 over one single-threaded process per core, started with "spawn" so that nothing depends on
 OpenCV state inherited through fork (Luigi's `--workers N` forks its workers); leaving its
-`with` block on an exception kills them at once.
+`with` block on an exception kills them at once. TVL1Params.backend picks the solver: OpenCV's
+(the default) or the batched TensorFlow one of pipeline.tvl1_tensorflow, which
+pipeline.flow_batches feeds.
 """
 
 import concurrent.futures as cf
@@ -27,12 +29,19 @@ from pipeline.video import (HEADER_DISAGREES, FrameSize, VideoError, header_disa
                             iter_frames, resize_frame)
 
 
+BACKENDS = ("opencv", "tensorflow")
+
+
 @dataclasses.dataclass(frozen=True)
 class TVL1Params:
-    """Settings of OpenCV's Dual TV-L1 (defaults are OpenCV's) plus the quantization bound.
+    """Settings of OpenCV's Dual TV-L1 (defaults are OpenCV's), the solver and the quantization
+    bound.
 
     `bound` is the flow magnitude in pixels that maps to 0 and 255 per channel. With
     `use_initial_flow`, the flow of pair t starts from the (unclipped) flow of pair t-1.
+    `backend` names the solver: "opencv" (cv2.optflow) or "tensorflow" (the same algorithm
+    batched, pipeline.tvl1_tensorflow); their flows differ by float rounding, so the backend is
+    part of what a flow cache was made from.
     """
 
     tau: float = 0.25
@@ -48,6 +57,7 @@ class TVL1Params:
     median_filtering: int = 5
     use_initial_flow: bool = False
     bound: float = 20.0
+    backend: str = "opencv"
 
     def __post_init__(self):
         for name in ("tau", "lambda_", "theta", "epsilon", "bound"):
@@ -67,6 +77,9 @@ class TVL1Params:
         if not isinstance(self.use_initial_flow, (bool, np.bool_)):
             raise ValueError(
                 f"flow.use_initial_flow must be a boolean, got {self.use_initial_flow!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"flow.backend must be one of {', '.join(BACKENDS)}, "
+                             f"got {self.backend!r}")
 
     def as_dict(self) -> dict:
         """All settings by name, for recording as cache attributes."""
@@ -92,7 +105,7 @@ def tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, params: TVL1Params,
     """Dual TV-L1 flow from `prev_gray` to `next_gray`, uint8 (H, W) -> float32 (H, W, 2) (x, y).
 
     `initial_flow` (float32 (H, W, 2)) is the starting point when params.use_initial_flow is set;
-    zero flow when it is None.
+    zero flow when it is None. Solved by params.backend.
     """
     for name, image in (("prev_gray", prev_gray), ("next_gray", next_gray)):
         if image.dtype != np.uint8 or image.ndim != 2:
@@ -100,6 +113,10 @@ def tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, params: TVL1Params,
                              f"got {image.dtype} {image.shape}")
     if prev_gray.shape != next_gray.shape:
         raise ValueError(f"tvl1: frame shapes differ: {prev_gray.shape} vs {next_gray.shape}")
+    if params.backend == "tensorflow":
+        from pipeline import tvl1_tensorflow
+        initial = None if initial_flow is None else initial_flow[None]
+        return tvl1_tensorflow.solve_pairs(prev_gray[None], next_gray[None], params, initial)[0]
     solver = cv2.optflow.DualTVL1OpticalFlow_create(
         params.tau, params.lambda_, params.theta, params.nscales, params.warps,
         params.epsilon, params.inner_iterations, params.outer_iterations,
@@ -166,6 +183,9 @@ def _gray(frames: np.ndarray) -> np.ndarray:
 def _flow_chunk(frames: np.ndarray, params: TVL1Params) -> np.ndarray:
     """Quantized flow of the T-1 adjacent pairs of T frames (RGB or already gray)."""
     gray = _gray(frames)
+    if params.backend == "tensorflow":
+        from pipeline import tvl1_tensorflow
+        return quantize(tvl1_tensorflow.video_pairs(gray, params), params.bound)
     out = np.empty((gray.shape[0] - 1, *gray.shape[1:], 2), np.uint8)
     flow = None
     for t in range(out.shape[0]):
@@ -186,6 +206,12 @@ def _decode_gray(path: str, frame_size: FrameSize | None = None) -> np.ndarray:
     if gray.shape[0] < 2:
         raise VideoError(f"{path}: optical flow needs at least 2 frames, got {gray.shape[0]}")
     return gray
+
+
+def _check_opencv(params: TVL1Params) -> None:
+    if params.backend != "opencv":
+        raise ValueError(f"FlowPool runs OpenCV's solver, not backend {params.backend!r}: "
+                         "pipeline.flow_batches.flow_runner picks the runner of a backend")
 
 
 class FlowError(RuntimeError):
@@ -261,9 +287,15 @@ class FlowPool:
             size = min(self.chunk_pairs, math.ceil(n_pairs / self.processes))
         return [(s, min(s + size, n_pairs)) for s in range(0, n_pairs, size)]
 
+    def decode(self, path: str) -> cf.Future:
+        """Decode a video in a worker: a future of its (T, H, W) gray frames at the pool's frame
+        size (T >= 2), or of the decoder's error."""
+        return self._executor.submit(_decode_gray, str(path), self.frame_size)
+
     def flow_frames(self, frames_rgb: np.ndarray, params: TVL1Params) -> np.ndarray:
         """`video_flow` of one in-memory clip (at the pool's frame size), its pairs spread over
         the workers."""
+        _check_opencv(params)
         _check_clip(frames_rgb, "flow_frames")
         frames_rgb = _resized(frames_rgb, self.frame_size)
         spans = self._chunks(frames_rgb.shape[0] - 1, params)
@@ -279,6 +311,7 @@ class FlowPool:
         decoder's error as raised, or a FlowError naming the video) and the others go on. At most
         2 x processes videos are held in memory at a time.
         """
+        _check_opencv(params)
         pending = iter(paths)
         open_jobs = 0
         running: dict[cf.Future, tuple[_Job, bool]] = {}
@@ -286,8 +319,7 @@ class FlowPool:
             while True:
                 for path in itertools.islice(pending, 2 * self.processes - open_jobs):
                     job = _Job(str(path))
-                    running[self._executor.submit(_decode_gray, job.path,
-                                                  self.frame_size)] = (job, True)
+                    running[self.decode(job.path)] = (job, True)
                     open_jobs += 1
                 if not running:
                     return
@@ -338,11 +370,12 @@ class FlowPool:
 
 
 def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1Params,
-                     pool: FlowPool, strict: bool, progress: Progress,
+                     pool, strict: bool, progress: Progress,
                      held: Mapping[str, str] | None = None) -> None:
     """ComputeFlow for one shard: quantized flow of every video into one HDF5 shard, one
     dataset per video (T-1, H, W, 2) uint8, with the video's content fingerprint (``videos``
-    has a ``fingerprint`` column). Videos in ``held`` (id -> another complete flow shard of
+    has a ``fingerprint`` column), computed by ``pool`` (the runner of params.backend:
+    FlowPool or pipeline.flow_batches.BatchedFlow). Videos in ``held`` (id -> another complete flow shard of
     the same settings holding it, e.g. of another sharding) are copied from there.
 
     The decoded frame count is trusted over the manifest's header count, which containers often

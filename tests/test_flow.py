@@ -100,6 +100,7 @@ def test_quantize_round_trip_clipping_and_end_points():
     ("warps", 2.5, "flow.warps must be an integer >= 1, got 2.5"),
     ("median_filtering", 4, "flow.median_filtering must be 1 (off) or an odd integer >= 3"),
     ("use_initial_flow", "yes", "flow.use_initial_flow must be a boolean, got 'yes'"),
+    ("backend", "cuda", "flow.backend must be one of opencv, tensorflow, got 'cuda'"),
 ])
 def test_params_reject_out_of_range_settings(setting, value, message):
     with pytest.raises(ValueError) as info:
@@ -118,7 +119,7 @@ def test_params_defaults_are_opencvs_and_recorded():
         solver.getInnerIterations(), solver.getOuterIterations(), solver.getScaleStep(),
         solver.getGamma(), solver.getMedianFiltering(), solver.getUseInitialFlow())
     d = TVL1Params(bound=15.0).as_dict()
-    assert d["bound"] == 15.0 and d["warps"] == 5 and len(d) == 13
+    assert d["bound"] == 15.0 and d["warps"] == 5 and d["backend"] == "opencv" and len(d) == 14
 
 
 @pytest.fixture(scope="module")
