@@ -237,11 +237,12 @@ class TVL1Solver:
             duals = tuple(_where(active, n, o) for n, o in zip(new_duals, duals))
             return u, duals, tf.logical_and(active, error > scaled_epsilon)
 
-        for _ in range(p.warps):
-            warped = warp_bicubic(i1_stack, u1, u2)
+        def warp(n, u, duals):
+            """Warp i1 by the flow u, then iterate until this warp's stopping rule."""
+            warped = warp_bicubic(i1_stack, u[0], u[1])
             i1w, i1wx, i1wy = warped[..., 0], warped[..., 1], warped[..., 2]
             grad = i1wx * i1wx + i1wy * i1wy
-            rho_c = i1w - i1wx * u1 - i1wy * u2 - i0
+            rho_c = i1w - i1wx * u[0] - i1wy * u[1] - i0
             consts = (i1wx, i1wy, grad, rho_c)
 
             def inner(u, duals, active):
@@ -253,17 +254,21 @@ class TVL1Solver:
                     body, (tf.constant(0), u, duals, active))
                 return u, duals, active
 
-            def outer_body(n, u, duals, active):
+            def outer(n, u, duals, active):
                 if p.median_filtering > 1:
                     u = (_where(active, median_filter(u[0], p.median_filtering), u[0]),
                          _where(active, median_filter(u[1], p.median_filtering), u[1]), u[2])
                 return (n + 1, *inner(u, duals, active))
 
             active = tf.ones([tf.shape(i0)[0]], tf.bool)
-            _, (u1, u2, u3), duals, _ = tf.while_loop(
+            _, u, duals, _ = tf.while_loop(
                 lambda n, u, duals, active: tf.logical_and(
                     n < p.outer_iterations, tf.reduce_any(active)),
-                outer_body, (tf.constant(0), (u1, u2, u3), duals, active))
+                outer, (tf.constant(0), u, duals, active))
+            return n + 1, u, duals
+
+        _, (u1, u2, u3), _ = tf.while_loop(lambda n, u, duals: n < p.warps, warp,
+                                           (tf.constant(0), (u1, u2, u3), duals))
         return u1, u2, u3
 
 
