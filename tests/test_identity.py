@@ -154,3 +154,37 @@ def test_more_shards_reuse_every_video_already_computed(two_copies, monkeypatch)
     assert sorted(after) == sorted(before) and len(before) == 6
     for video, array in before.items():
         np.testing.assert_array_equal(after[video], array)
+
+
+def test_a_flow_backend_is_its_own_cache_and_computes_the_same_flow(two_copies, monkeypatch):
+    """[flow] backend = tensorflow: other flow shards (and so features and models), computed by
+    the batched runner, within one quantization level of OpenCV's almost everywhere."""
+    import luigi
+    from pipeline import cache
+    tasks, config, _, _ = two_copies
+    monkeypatch.setattr(config.flow, "processes", 1)
+    monkeypatch.setattr(config.flow, "batch_pairs", 8)
+    monkeypatch.setattr(config.flow, "warps", 2)
+    monkeypatch.setattr(config.video, "frame_size", "32x24")
+    monkeypatch.setattr(config.run, "shards", 2)
+    flows = {}
+    for backend in ("opencv", "tensorflow"):
+        monkeypatch.setattr(config.flow, "backend", backend)
+        shards = [tasks.ComputeFlow(dataset="ucf101", shard=s) for s in range(2)]
+        assert luigi.build(shards, local_scheduler=True, no_lock=True)
+        flows[backend] = {"paths": [shard.output().path for shard in shards],
+                          "model": tasks.TrainModel(dataset="ucf101", arch="lstm",
+                                                    stream="flow").output().path}
+        for s, shard in enumerate(shards):
+            with cache.Shard(shard.output().path, tasks.flow_description("ucf101", s)) as f:
+                assert f.description["params"]["tvl1"]["backend"] == backend
+                flows[backend].update({video: f.read(video, "flow") for video in f.videos})
+    opencv, tensorflow = flows["opencv"], flows["tensorflow"]
+    assert not set(opencv["paths"]) & set(tensorflow["paths"])
+    assert opencv["model"] != tensorflow["model"]
+    videos = [key for key in opencv if key not in ("paths", "model")]
+    assert len(videos) == 6 and sorted(videos) == sorted(
+        key for key in tensorflow if key not in ("paths", "model"))
+    levels = np.concatenate([np.abs(opencv[v].astype(int) - tensorflow[v]).ravel()
+                             for v in videos])
+    assert (levels > 1).mean() <= 0.01
