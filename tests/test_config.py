@@ -97,12 +97,19 @@ def test_quoted_values_are_an_error(use_config, line):
 
 @pytest.mark.parametrize("line, reason", [("[train]\nepochs = three", "invalid literal"),
                                           ("[run]\ndataset = ucf102", "valid choice"),
+                                          ("[flow]\nbackend = cuda", "valid choice"),
                                           ("[run]\nstrict = maybe", "")])
 def test_a_value_that_does_not_parse_names_file_section_key_and_value(use_config, line, reason):
     path = use_config(line + "\n")
     section, setting = line.split("\n")
     with pytest.raises(ConfigError, match=rf"^{path}: \{section[:-1]}\] {setting}: not a valid "
                                           rf"value \(.*{reason}"):
+        config.preflight()
+
+
+def test_flow_batch_pairs_below_one_is_an_error(use_config):
+    path = use_config("[flow]\nbatch_pairs = 0\n")
+    with pytest.raises(ConfigError, match=rf"^\[flow\] batch_pairs .*must be >= 1, got 0.*{path}"):
         config.preflight()
 
 
