@@ -3,7 +3,10 @@
 Given the float flows of both solvers on the same pairs, `compare` measures their difference
 (end-point error between the two flows: mean over all pixels, 99th percentile and maximum; the
 fraction of quantized uint8 values more than one level apart) and, where the motion is known,
-each solver's mean end-point error against it away from a 16-pixel border. The clips besides
+each solver's mean end-point error against it away from a 16-pixel border. Beside them, OpenCV's
+own sensitivity: the end-point error between OpenCV's flow of a pair and of the same pair with
+NOISE_SD gray levels of noise on its first frame, the scale on which float rounding alone moves
+a TV-L1 solution (the problem is not convex once warped). The clips besides
 the bench's own: `synthetic_videos` writes videos of the repo's synthetic dataset, and
 `photo_clip` a "real-like" clip, a photograph under a known pan and zoom through a lossy codec.
 """
@@ -24,6 +27,8 @@ MEAN_EPE_TARGET = 0.05
 TRUTH_SLACK = 0.001
 """How much larger than OpenCV's the TensorFlow solver's mean error against the known motion may
 be and still count as no worse, pixels: differences below it are float rounding."""
+NOISE_SD = 0.001
+"""Standard deviation, in gray levels, of the noise behind OpenCV's own sensitivity."""
 BORDER = 16
 """Pixels left out on each side when comparing with the known motion."""
 PHOTO = "grace_hopper.jpg"
@@ -45,6 +50,8 @@ class Agreement:
     p99: float
     max: float
     quantized_apart: float
+    noise_mean: float
+    noise_max: float
     truth_opencv: float | None
     truth_tensorflow: float | None
 
@@ -56,6 +63,23 @@ def opencv_flows(prev: np.ndarray, next_: np.ndarray, params: TVL1Params) -> np.
     return np.stack([tvl1(a, b, params) for a, b in zip(prev, next_)])
 
 
+def opencv_perturbed(prev: np.ndarray, next_: np.ndarray, params: TVL1Params,
+                     seed: int = 0) -> np.ndarray:
+    """OpenCV's float flow of N pairs whose first frames carry Gaussian noise of NOISE_SD gray
+    levels (fed as float images, which OpenCV scales by 255)."""
+    rng = np.random.default_rng(seed)
+    flows = []
+    for a, b in zip(prev, next_):
+        solver = cv2.optflow.DualTVL1OpticalFlow_create(
+            params.tau, params.lambda_, params.theta, params.nscales, params.warps,
+            params.epsilon, params.inner_iterations, params.outer_iterations,
+            params.scale_step, params.gamma, params.median_filtering, False)
+        noisy = ((a + rng.normal(0, NOISE_SD, a.shape)) / 255).astype(np.float32)
+        flows.append(solver.calc(noisy, (b / 255).astype(np.float32),
+                                 np.zeros((*a.shape, 2), np.float32)))
+    return np.stack(flows)
+
+
 def _end_point_error(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hypot(a[..., 0] - b[..., 0], a[..., 1] - b[..., 1])
 
@@ -65,16 +89,17 @@ def _truth_error(flow: np.ndarray, truth: np.ndarray) -> float:
     return float(_end_point_error(flow[inner], truth[inner]).mean())
 
 
-def compare(clip: str, opencv: np.ndarray, tensorflow: np.ndarray, bound: float,
-            truth: np.ndarray | None = None) -> Agreement:
-    """The figures of one clip from both solvers' (N, H, W, 2) float flows and, when known, the
-    true (N, H, W, 2) motion."""
+def compare(clip: str, opencv: np.ndarray, tensorflow: np.ndarray, perturbed: np.ndarray,
+            bound: float, truth: np.ndarray | None = None) -> Agreement:
+    """The figures of one clip from both solvers' (N, H, W, 2) float flows, OpenCV's on the
+    perturbed pairs (`opencv_perturbed`) and, when known, the true (N, H, W, 2) motion."""
     epe = _end_point_error(tensorflow, opencv)
+    noise = _end_point_error(perturbed, opencv)
     levels = np.abs(quantize(tensorflow, bound).astype(np.int16) - quantize(opencv, bound))
     n, h, w = epe.shape
     return Agreement(
         clip, n, f"{w}x{h}", float(epe.mean()), float(np.percentile(epe, 99)), float(epe.max()),
-        float((levels > 1).mean()),
+        float((levels > 1).mean()), float(noise.mean()), float(noise.max()),
         None if truth is None else _truth_error(opencv, truth),
         None if truth is None else _truth_error(tensorflow, truth))
 
@@ -88,7 +113,8 @@ def print_agreement(rows: list[Agreement]) -> None:
     <= MEAN_EPE_TARGET, and the TensorFlow solver's error against the known motion no larger
     than OpenCV's (up to TRUTH_SLACK)."""
     print(f"{'clip':<22}{'pairs':>6}{'size':>9}{'EPE tf-cv':>10}{'':>5}{'p99':>7}{'max':>7}"
-          f"{'q >1 lvl':>10}{'truth cv':>10}{'truth tf':>10}{'tf - cv':>10}")
+          f"{'q >1 lvl':>10}{'noise':>8}{'max':>7}{'truth cv':>10}{'truth tf':>10}"
+          f"{'tf - cv':>10}")
     for r in rows:
         truth = f"{'-':>10}{'-':>10}{'-':>10}"
         if r.truth_opencv is not None:
@@ -97,10 +123,12 @@ def print_agreement(rows: list[Agreement]) -> None:
                      f" {_verdict(worse <= TRUTH_SLACK)}")
         print(f"{r.clip:<22}{r.pairs:>6}{r.size:>9}{r.mean:>10.4f}"
               f"{_verdict(r.mean <= MEAN_EPE_TARGET):>5}{r.p99:>7.3f}{r.max:>7.2f}"
-              f"{r.quantized_apart:>10.2%}{truth}")
+              f"{r.quantized_apart:>10.2%}{r.noise_mean:>8.4f}{r.noise_max:>7.2f}{truth}")
     print(f"targets: EPE tf-cv (mean over pixels) <= {MEAN_EPE_TARGET} px; truth (mean EPE "
           f"against the known motion,\n  {BORDER}-px border left out): tf - cv <= {TRUTH_SLACK} "
-          "px. q >1 lvl: quantized uint8 values more than one level apart")
+          "px. q >1 lvl: quantized uint8 values more than one level apart.\n  noise, max: "
+          f"EPE of OpenCV against itself with {NOISE_SD} gray levels of noise on the first "
+          "frame (mean, max)")
 
 
 def synthetic_videos(folder: Path, count: int, spec: SyntheticSpec = SyntheticSpec()
