@@ -184,24 +184,17 @@ def test_solver_refuses_frames_of_another_size_or_type():
         solver(np.zeros((1, 24, 32), np.uint8), np.zeros((1, 24, 32), np.float32))
 
 
-def write_video(path, gray: np.ndarray) -> None:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25,
-                             (gray.shape[2], gray.shape[1]))
-    for frame in gray:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
-    writer.release()
-
-
 @pytest.mark.parametrize("use_initial_flow", [False, True])
 def test_batched_runner_gives_each_videos_own_flow(tmp_path, use_initial_flow):
     from pipeline.flow import flow_gray
-    from pipeline.video import read_frames
+    from pipeline.video import read_frames, write_video
     params = TVL1Params(nscales=2, warps=2, backend="tensorflow",
                         use_initial_flow=use_initial_flow)
     paths = []
     for k, n_frames in enumerate([4, 7, 2]):
         paths.append(tmp_path / f"v{k}.avi")
-        write_video(paths[-1], moving_texture(n_frames, 24, 32, seed=10 + k))
+        gray = moving_texture(n_frames, 24, 32, seed=10 + k)
+        write_video(paths[-1], np.repeat(gray[..., None], 3, axis=-1))
     broken = tmp_path / "broken.avi"
     broken.write_bytes(b"not a video")
     with BatchedFlow(processes=2, batch_pairs=4) as runner:
