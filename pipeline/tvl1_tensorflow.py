@@ -143,7 +143,7 @@ class TVL1Solver:
     float32 flow (x, y), the settings of a pipeline.flow.TVL1Params (`backend` and `bound` are
     not the solver's). Compiled with XLA once per batch size."""
 
-    def __init__(self, params, height: int, width: int, jit_compile: bool = True):
+    def __init__(self, params, height: int, width: int):
         self.params = params
         self.sizes = pyramid_sizes(height, width, params.nscales, params.scale_step)
         down, up = [], []
@@ -152,7 +152,7 @@ class TVL1Solver:
             down.append((_linear_axis(h0, h1, step), _linear_axis(w0, w1, step)))
             up.append((_linear_axis(h1, h0, h1 / h0), _linear_axis(w1, w0, w1 / w0)))
         self._down, self._up = down, up
-        self._solve = tf.function(self._graph, jit_compile=jit_compile, reduce_retracing=False)
+        self._solve = tf.function(self._graph, jit_compile=True)
 
     def __call__(self, prev: np.ndarray, next_: np.ndarray,
                  initial_flow: np.ndarray | None = None) -> np.ndarray:
