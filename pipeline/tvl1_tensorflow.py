@@ -95,13 +95,47 @@ def divergence(v1: tf.Tensor, v2: tf.Tensor) -> tf.Tensor:
     return (v1 - v1_left) + (v2 - v2_up)
 
 
+def batcher_network(n: int) -> list[tuple[int, int]]:
+    """Batcher's odd-even merge sort of n values as compare-exchange pairs (i, j), i < j: after
+    each, wire i holds the smaller value. Wires from n up to the next power of two would hold
+    +inf and never move, so their exchanges are left out."""
+    size = 1 << (n - 1).bit_length()
+    pairs = []
+    p = 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+@functools.lru_cache(maxsize=None)
+def median_network(n: int) -> tuple[tuple[int, int], ...]:
+    """The exchanges of `batcher_network(n)` that the middle wire depends on: a selection
+    network for the median of n (odd) values, of elementwise minima and maxima only, which XLA
+    fuses into one pass on any device."""
+    needed, kept = {n // 2}, []
+    for i, j in reversed(batcher_network(n)):
+        if i in needed or j in needed:
+            kept.append((i, j))
+            needed |= {i, j}
+    return tuple(reversed(kept))
+
+
 def median_filter(x: tf.Tensor, size: int) -> tf.Tensor:
     """(B, H, W) -> median of each size x size window, borders replicated (cv2.medianBlur)."""
     r = size // 2
     h, w = x.shape[1], x.shape[2]
     p = _replicate_pad(x, r)
-    windows = tf.stack([p[:, j:j + h, i:i + w] for j in range(size) for i in range(size)], -1)
-    return tf.math.top_k(windows, k=size * size // 2 + 1, sorted=True).values[..., -1]
+    wires = [p[:, j:j + h, i:i + w] for j in range(size) for i in range(size)]
+    for i, j in median_network(size * size):
+        wires[i], wires[j] = tf.minimum(wires[i], wires[j]), tf.maximum(wires[i], wires[j])
+    return wires[size * size // 2]
 
 
 def _cubic_weights(t: tf.Tensor) -> list[tf.Tensor]:

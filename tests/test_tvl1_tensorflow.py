@@ -86,6 +86,26 @@ def test_bicubic_warp_matches_cv2_remap_inside_across_and_outside_the_border():
     assert ours[0, 0, 0].tolist() == [0.0, 0.0, 0.0]
 
 
+def run_network(values, network):
+    values = list(values)
+    for i, j in network:
+        values[i], values[j] = min(values[i], values[j]), max(values[i], values[j])
+    return values
+
+
+def test_batcher_network_sorts_and_its_pruned_part_selects_the_median():
+    # a compare-exchange network sorts every input when it sorts every 0/1 input
+    for bits in range(2 ** 9):
+        values = [(bits >> k) & 1 for k in range(9)]
+        assert run_network(values, ttf.batcher_network(9)) == sorted(values)
+        assert run_network(values, ttf.median_network(9))[4] == sorted(values)[4]
+    rng = np.random.default_rng(8)
+    for _ in range(500):
+        values = rng.integers(0, 6, 25).tolist()  # ties included
+        assert run_network(values, ttf.median_network(25))[12] == sorted(values)[12]
+    assert len(ttf.median_network(25)) < len(ttf.batcher_network(25))
+
+
 @pytest.mark.parametrize("size", [3, 5])
 def test_median_filter_matches_cv2_median_blur(size):
     image = np.random.default_rng(3).normal(0, 3, (2, 13, 17)).astype(np.float32)
