@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline.flow import FlowPool, TVL1Params, _check_clip, _gray, _resized, quantize
+from pipeline.flow import FlowPool, TVL1Params, quantize
 from pipeline.video import FrameSize
 
 
@@ -63,18 +63,6 @@ class BatchedFlow:
 
     def terminate(self) -> None:
         self._decoders.terminate()
-
-    def flow_frames(self, frames_rgb: np.ndarray, params: TVL1Params) -> np.ndarray:
-        """Quantized flow of one in-memory clip at the runner's frame size: (T, H, W, 3) uint8
-        -> (T-1, h, w, 2) uint8."""
-        _check_tensorflow(params)
-        _check_clip(frames_rgb, "flow_frames")
-        from pipeline import tvl1_tensorflow
-        gray = _gray(_resized(frames_rgb, self._decoders.frame_size))
-        start = time.perf_counter()
-        flow = tvl1_tensorflow.video_pairs(gray, params, self.batch_pairs)
-        self.solver_seconds += time.perf_counter() - start
-        return quantize(flow, params.bound)
 
     def map_videos(self, paths: Iterable[str], params: TVL1Params
                    ) -> Iterator[tuple[str, np.ndarray | BaseException]]:

@@ -251,7 +251,8 @@ class TVL1Solver:
             if use_gamma:
                 rho += gamma * u3
             below, above = rho < -l_t * grad, rho > l_t * grad
-            fi = tf.where(grad > FLT_EPSILON, -rho / tf.where(grad > FLT_EPSILON, grad, 1.0), 0.0)
+            textured = grad > FLT_EPSILON
+            fi = tf.where(textured, -rho / tf.where(textured, grad, 1.0), 0.0)
             step = tf.where(below, l_t, tf.where(above, -l_t, fi))
             new = [u1 + step * i1wx + theta * divergence(duals[0], duals[1]),
                    u2 + step * i1wy + theta * divergence(duals[2], duals[3])]

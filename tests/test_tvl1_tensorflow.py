@@ -238,4 +238,4 @@ def test_each_backend_has_its_runner_and_the_opencv_pool_refuses_the_other():
     with flow_runner(tensorflow, 1, batch_pairs=2) as runner:
         assert isinstance(runner, BatchedFlow) and runner.batch_pairs == 2
         with pytest.raises(ValueError, match="BatchedFlow runs the TensorFlow solver"):
-            runner.flow_frames(np.zeros((2, 8, 8, 3), np.uint8), opencv)
+            list(runner.map_videos([], opencv))
