@@ -152,18 +152,6 @@ def _photo() -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def _write_mp4v(path: Path, frames_rgb: np.ndarray) -> None:
-    height, width = frames_rgb.shape[1:3]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(f"{path}: OpenCV cannot write mp4v here")
-    try:
-        for frame in frames_rgb:
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-
-
 def photo_clip(folder: Path, n_frames: int, width: int, height: int
                ) -> tuple[np.ndarray, np.ndarray]:
     """The real-like clip: (n_frames, height, width, 3) uint8 RGB as decoded from an mp4v
@@ -190,7 +178,7 @@ def photo_clip(folder: Path, n_frames: int, width: int, height: int
                                      borderMode=cv2.BORDER_REFLECT))
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "photo_pan_zoom.mp4"
-    _write_mp4v(path, np.stack(frames))
+    write_video(path, np.stack(frames), codec="mp4v")
     grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), axis=-1) - c
     truth = np.stack([(1 / PHOTO_ZOOM - 1) * grid - pan / PHOTO_ZOOM ** (t + 1)
                       for t in range(n_frames - 1)])

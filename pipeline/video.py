@@ -129,8 +129,9 @@ def probe_frame_count(path: StrPath) -> int:
         capture.release()
 
 
-def write_video(path: StrPath, frames_rgb: np.ndarray, fps: float = 25):
-    """Write RGB uint8 frames to an AVI file with the MJPG codec (available in the headless wheel).
+def write_video(path: StrPath, frames_rgb: np.ndarray, fps: float = 25, codec: str = "MJPG"):
+    """Write RGB uint8 frames with a codec of the headless wheel: MJPG (AVI, the default) or
+    mp4v (MPEG-4 part 2, a lossy inter-frame codec, as in bench/flow_agreement.py).
 
     Width and height must be even: the encoder would otherwise crop the frames silently.
     """
@@ -144,8 +145,8 @@ def write_video(path: StrPath, frames_rgb: np.ndarray, fps: float = 25):
     if n == 0:
         raise VideoError(f"{path}: refusing to write a video with no frames")
     if height % 2 or width % 2:
-        raise VideoError(f"{path}: MJPG needs even frame sizes, got {width}x{height}")
-    fourcc = cv2.VideoWriter_fourcc(*"MJPG")
+        raise VideoError(f"{path}: {codec} needs even frame sizes, got {width}x{height}")
+    fourcc = cv2.VideoWriter_fourcc(*codec)
     writer = cv2.VideoWriter(str(path), fourcc, float(fps), (width, height))
     if not writer.isOpened():
         raise VideoError(f"{path}: cannot open a video writer (missing folder or codec)")
