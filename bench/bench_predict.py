@@ -32,8 +32,8 @@ import keras  # noqa: E402
 
 from bench_flow import synthetic_clip  # noqa: E402
 from models import vgg16  # noqa: E402
-from models.registry import ModelSizes, build_model  # noqa: E402
-from pipeline import cache, predict, report  # noqa: E402
+from models.registry import build_model  # noqa: E402
+from pipeline import cache, config, predict, report  # noqa: E402
 from pipeline.flow import TVL1Params  # noqa: E402
 from pipeline.predict import ConvnetRef, ModelRecord, Predictor, predict_video  # noqa: E402
 from pipeline.training import ModelInputs  # noqa: E402
@@ -59,13 +59,7 @@ def make_model_folder(root: Path, profile: configparser.ConfigParser) -> Path:
         network = vgg16.initialise(stream, len(CLASSES), image_size, "none", seed=1)
         network.save(folder / "model.keras")
         convnets[stream] = ConvnetRef(str(folder), cache.array_checksum(network.get_weights()))
-    section = profile["model"]
-    sizes = ModelSizes(hidden=int(section["hidden"]), kernel=int(section["kernel"]),
-                       attention_kernel=int(section["attention_kernel"]),
-                       dense=int(section["dense"]), dropout=float(section["dropout"]),
-                       initial_state=section["initial_state"],
-                       dense_activation=section["dense_activation"],
-                       alstm_motion_input=section["alstm_motion_input"])
+    sizes = config.model.from_str_params(dict(profile["model"])).sizes()
     cells = image_size // 32
     keras.utils.set_random_seed(0)
     model = build_model("videolstm", len(CLASSES), (cells, cells, 512), sizes, "motion",
@@ -73,13 +67,11 @@ def make_model_folder(root: Path, profile: configparser.ConfigParser) -> Path:
     folder = root / "model"
     folder.mkdir()
     model.save(folder / "model.keras")
-    flow = profile["flow"]
     record = ModelRecord(
         arch="videolstm", attention="motion", stream="rgb", classes=CLASSES,
         inputs=ModelInputs.of("videolstm", "rgb", "motion"), image_size=image_size,
         frame_size=parse_frame_size(profile.get("video", "frame_size")),
-        flow=TVL1Params(nscales=int(flow["nscales"]), warps=int(flow["warps"]),
-                        bound=float(flow["bound"])),
+        flow=config.flow.from_str_params(dict(profile["flow"])).params(),
         convnets=convnets, precision=profile.get("convnet", "precision"),
         dtype=profile.get("convnet", "dtype"))
     report.write_json(folder / "model.json", {"description": {}, **record.as_json()})

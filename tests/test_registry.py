@@ -419,14 +419,9 @@ def test_the_model_config_section_passes_the_settings_through():
 
 
 def test_the_paper_profile_follows_the_authors_where_the_paper_is_silent():
+    from pipeline import config
     parser = configparser.ConfigParser()
     parser.read(Path(__file__).resolve().parents[1] / "configs" / "paper.cfg")
-    section = parser["model"]
-    sizes = ModelSizes(hidden=int(section["hidden"]), kernel=int(section["kernel"]),
-                       attention_kernel=int(section["attention_kernel"]),
-                       dense=int(section["dense"]), dropout=float(section["dropout"]),
-                       initial_state=section["initial_state"],
-                       dense_activation=section["dense_activation"],
-                       alstm_motion_input=section["alstm_motion_input"])
+    sizes = config.model.from_str_params(dict(parser["model"])).sizes()
     assert sizes == ModelSizes(initial_state="mean", dense_activation="tanh",
                                alstm_motion_input="fc7")
