@@ -5,7 +5,7 @@ Throughput, on a smooth random texture moving by a known SHIFT per frame plus Ga
 (a) naive baseline: one process, cv2.setNumThreads(1), pairs one after another;
 (b) one process with OpenCV's own threading (its default thread count);
 (c) FlowPool: one single-threaded spawned process per core, the clip's pairs split in chunks;
-(d) pipeline.tvl1_tensorflow.solve_pairs on the device TensorFlow sees (a GPU, or the CPU), in
+(d) pipeline.flow.tvl1_tensorflow.solve_pairs on the device TensorFlow sees (a GPU, or the CPU), in
     batches of at most --batch-pairs pairs and at most the clip's pairs (so none is padded);
     the first call of a batch shape
     compiles with XLA, so a warm-up call on blank frames of the same shape comes first and its
@@ -62,8 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flow_agreement import (Agreement, compare, opencv_flows, opencv_perturbed,  # noqa: E402
                             photo_clip, print_agreement, synthetic_videos)
 from pipeline.datasets.synthetic import SyntheticSpec  # noqa: E402
-from pipeline.flow import (BACKENDS, FlowPool, TVL1Params, dequantize, flow_gray,  # noqa: E402
-                           video_flow)
+from pipeline.flow.tvl1 import (BACKENDS, FlowPool, TVL1Params, dequantize,  # noqa: E402
+                                flow_gray, video_flow)
 from pipeline.video import read_frames  # noqa: E402
 
 SHIFT = (1.5, -0.75)  # content motion per frame in pixels, (dx, dy)
@@ -129,7 +129,7 @@ def compile_seconds(params: TVL1Params, n_pairs: int, height: int, width: int,
                     batch_pairs: int) -> float:
     """Seconds of a solve_pairs call on n_pairs blank pairs: XLA compiles the batch shape that
     n_pairs real pairs would use (blank pairs stop at once)."""
-    from pipeline import tvl1_tensorflow
+    from pipeline.flow import tvl1_tensorflow
     blank = np.zeros((n_pairs, height, width), np.uint8)
     return timed(lambda: tvl1_tensorflow.solve_pairs(blank, blank, params,
                                                      batch_pairs=batch_pairs))[1]
@@ -139,7 +139,7 @@ def tensorflow_row(frames_gray: np.ndarray, params: TVL1Params, batch_pairs: int
                    ) -> tuple[tuple[str, float], np.ndarray]:
     """Time (d) after its warm-up; return the row and the float flow of every pair. Batches
     are at most as large as the clip, so that no padded pair is solved but not counted."""
-    from pipeline import tvl1_tensorflow
+    from pipeline.flow import tvl1_tensorflow
     prev, next_ = frames_gray[:-1], frames_gray[1:]
     batch_pairs = min(batch_pairs, len(prev))
     warm_up = compile_seconds(params, len(prev), *prev.shape[1:], batch_pairs)
@@ -170,7 +170,7 @@ def agreement_rows(bench_gray: np.ndarray, bench_tf: np.ndarray, params: TVL1Par
                    n_pairs: int, batch_pairs: int, folder: Path) -> list[Agreement]:
     """`compare` on the bench clip (reusing (d)'s flows), the synthetic dataset's videos and
     the real-like photo clip, about n_pairs pairs each."""
-    from pipeline import tvl1_tensorflow
+    from pipeline.flow import tvl1_tensorflow
 
     def both(prev, next_):
         return (opencv_flows(prev, next_, params),
@@ -196,7 +196,7 @@ def agreement_rows(bench_gray: np.ndarray, bench_tf: np.ndarray, params: TVL1Par
 def busy_fraction(params: TVL1Params, videos: int, frames: int, processes: int,
                   batch_pairs: int, folder: Path) -> None:
     """Print BatchedFlow.map_videos' wall and solver seconds over synthetic dataset videos."""
-    from pipeline.flow_batches import BatchedFlow
+    from pipeline.flow.batches import BatchedFlow
     spec = SyntheticSpec(frames=frames)
     paths = synthetic_videos(folder, videos, spec)
     total = videos * (frames - 1)

@@ -97,7 +97,8 @@ def reader_cpu_ms(source, videos: list[str], length: int, snippets: int = 60) ->
 
 
 def previous_training_batches(source, videos, labels, batch_size, length, rng):
-    """``training.training_batches`` as it was before the SnippetLoader (the baseline)."""
+    """``training_batches`` (pipeline.training.loader) as it was before the SnippetLoader (the
+    baseline)."""
     import numpy as np
     from pipeline import sampling
 
@@ -152,9 +153,10 @@ def rate(make_dataset, seconds: float, pids: list[int] = ()) -> tuple[float, flo
 
 def measure(shards: dict, inputs, args) -> dict:
     import numpy as np
-    from pipeline import training
+    from pipeline.training.loader import SnippetLoader, as_dataset
+    from pipeline.training.source import FeatureSource
     results = {}
-    with training.FeatureSource(shards, inputs) as source:
+    with FeatureSource(shards, inputs) as source:
         videos = sorted(source.videos_cached()) * args.repeat
         labels = [int(v[1:]) % 8 for v in videos]
         shapes = source.shapes()
@@ -165,13 +167,12 @@ def measure(shards: dict, inputs, args) -> dict:
                 return previous_training_batches(source, videos, labels, args.batch,
                                                  args.length,
                                                  np.random.default_rng([0, epoch]))
-            return training.as_dataset(batches, shapes, args.length,
-                                       math.ceil(len(videos) / args.batch))
+            return as_dataset(batches, shapes, args.length, math.ceil(len(videos) / args.batch))
         results["baseline"] = rate(baseline, args.seconds)
         for key, readers, threads in (("1", 1, False), ("N", args.readers, False),
                                       ("Nt", args.readers, True)):
-            with training.SnippetLoader(source, args.batch, args.length, readers,
-                                        threads=threads) as loader:
+            with SnippetLoader(source, args.batch, args.length, readers,
+                               threads=threads) as loader:
                 pids = [] if threads else [worker.pid for worker in loader._workers]
                 results[key] = rate(lambda epoch: loader.dataset(videos, labels, [0, epoch]),
                                     args.seconds, pids)
@@ -192,15 +193,16 @@ def main() -> None:
     parser.add_argument("--zeros", default="0.7,0.8", help="zero fraction of pool5,fc7")
     args = parser.parse_args()
     import numpy as np
-    from pipeline import training
-    args.readers = training.reader_count(args.readers)
+    from pipeline.training.loader import reader_count
+    from pipeline.training.source import ModelInputs
+    args.readers = reader_count(args.readers)
     zeros = [float(z) for z in args.zeros.split(",")]
     rng = np.random.default_rng(0)
     pool = [(synthetic(rng, args.frames, POOL5, zeros[0]), synthetic(rng, args.frames, FC7,
                                                                      zeros[1]))
             for _ in range(16)]
-    models = {"appearance": training.ModelInputs("rgb", "pool5", False),
-              "motion": training.ModelInputs("rgb", "pool5", True)}
+    models = {"appearance": ModelInputs("rgb", "pool5", False),
+              "motion": ModelInputs("rgb", "pool5", True)}
     disk, speed = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-loader-") as folder:
         for codec in args.codecs.split(","):

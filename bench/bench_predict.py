@@ -33,10 +33,11 @@ import keras  # noqa: E402
 from bench_flow import synthetic_clip  # noqa: E402
 from models import vgg16  # noqa: E402
 from models.registry import build_model  # noqa: E402
-from pipeline import cache, config, predict, report  # noqa: E402
-from pipeline.flow import TVL1Params  # noqa: E402
+from pipeline import cache, config, predict  # noqa: E402
+from pipeline.flow.tvl1 import TVL1Params  # noqa: E402
 from pipeline.predict import ConvnetRef, ModelRecord, Predictor, predict_video  # noqa: E402
-from pipeline.training import ModelInputs  # noqa: E402
+from pipeline.report import report  # noqa: E402
+from pipeline.training.source import ModelInputs  # noqa: E402
 from pipeline.video import parse_frame_size, write_video  # noqa: E402
 
 CLASSES = [f"class{i}" for i in range(8)]

@@ -23,7 +23,7 @@ def steps_per_second(arch: str, args) -> float:
     import numpy as np
     from models.registry import build_model
     from models.sizes import ModelSizes
-    from pipeline.training import compile_model
+    from pipeline.training.loop import compile_model
     keras.utils.set_random_seed(0)
     shape = (args.grid, args.grid, 512)
     motion = arch == "videolstm"

@@ -19,7 +19,7 @@ import matplotlib.cbook
 import numpy as np
 
 from pipeline.datasets.synthetic import CLASS_NAMES, SyntheticSpec, render_video, video_stem
-from pipeline.flow import TVL1Params, quantize, tvl1
+from pipeline.flow.tvl1 import TVL1Params, quantize, tvl1
 from pipeline.video import read_frames, write_video
 
 MEAN_EPE_TARGET = 0.05

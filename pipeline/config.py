@@ -153,8 +153,8 @@ class flow(luigi.Config):
     batch_pairs = luigi.IntParameter(default=32)
 
     def params(self):
-        """The TV-L1 settings (pipeline.flow.TVL1Params, which checks them)."""
-        from pipeline.flow import TVL1Params
+        """The TV-L1 settings (pipeline.flow.tvl1.TVL1Params, which checks them)."""
+        from pipeline.flow.tvl1 import TVL1Params
         return TVL1Params(**{key: getattr(self, key) for key in (
             "tau", "lambda_", "theta", "nscales", "warps", "epsilon", "inner_iterations",
             "outer_iterations", "scale_step", "gamma", "median_filtering", "bound", "backend")})

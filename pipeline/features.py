@@ -109,6 +109,24 @@ def finetune(model: keras.Model, images: np.ndarray, labels: np.ndarray, stream:
     return [float(loss) for loss in history.history.get("loss", [])]
 
 
+def frames_at(stream: str, frame_size, flow_shards: Mapping[str, tuple] | None = None
+              ) -> FramesAt:
+    """How fine-tuning reads a video's frames: decoded RGB frames at ``frame_size``, or the
+    flow stored in its shard (``flow_shards``: video id -> (shard path, description))."""
+    from pipeline.video import read_frames
+    if stream == "rgb":
+        def rgb(row, count):
+            frames = read_frames(row.path, frame_size)
+            return frames[sample_frame_indices(len(frames), count)]
+        return rgb
+
+    def flow(row, count):
+        with cache.Shard(*flow_shards[row.video_id]) as shard:
+            n = shard.length(row.video_id, "flow")
+            return shard.read(row.video_id, "flow", sample_frame_indices(n, count))
+    return flow
+
+
 def training_frames(rows: pd.DataFrame, frames_at: FramesAt, count: int, image_size: int,
                     strict: bool) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
     """``count`` equally spaced frames of each training video, resized for the network, with

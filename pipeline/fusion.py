@@ -23,8 +23,12 @@ The paper does not say how its exponential weights were chosen: the default is e
 and other weights come from the configuration.
 """
 
+from pathlib import Path
+from typing import Mapping
+
 import numpy as np
 
+from pipeline import scoring
 from pipeline.scoring import VIDEO_ID, read_score_csv
 
 EPSILON = 1e-10
@@ -54,6 +58,34 @@ def weighted_product_fusion(score_tables, weights):
     log_fused = sum(w * np.log(table + EPSILON) for w, table in zip(weights, tables))
     fused = np.exp(log_fused - log_fused.max(axis=1, keepdims=True))
     return fused / fused.sum(axis=1, keepdims=True)
+
+
+def fuse_evaluations(rgb: str | Path, flow: str | Path, external: Mapping[str, str],
+                     videolstm_weight: float, idt_weight: float, objects_weight: float):
+    """Fuse's scores and accuracies from VideoLSTM's rgb and flow score tables (Table 3) and
+    the user's ``external`` score files by name, idt and objects (Table 4): the fused score
+    table and {fusion: accuracy}."""
+    tables = {"rgb": scoring.read_scores_frame(rgb), "flow": scoring.read_scores_frame(flow)}
+    weight = {"videolstm": videolstm_weight, "idt": idt_weight, "objects": objects_weight}
+    rgb = tables["rgb"]
+    flow = tables["flow"].set_index("video_id").loc[rgb["video_id"]]
+    classes = list(rgb.columns[2:])
+    labels = rgb["label"].to_numpy()
+    fused = product_fusion([rgb[classes].to_numpy(), flow[classes].to_numpy()])
+    results = {"videolstm": scoring.accuracy(fused, labels)}
+    for name, path in external.items():
+        scores = read_external_scores(path, list(rgb["video_id"]), classes)
+        results[name] = scoring.accuracy(scores, labels)
+        results[f"{name}+videolstm"] = scoring.accuracy(weighted_product_fusion(
+            [scores, fused], [weight[name], weight["videolstm"]]), labels)
+    if len(external) == 2:
+        parts = [read_external_scores(p, list(rgb["video_id"]), classes)
+                 for p in external.values()]
+        weights = [weight["idt"], weight["objects"]]
+        results["idt+objects"] = scoring.accuracy(weighted_product_fusion(parts, weights), labels)
+        results["idt+objects+videolstm"] = scoring.accuracy(weighted_product_fusion(
+            parts + [fused], weights + [weight["videolstm"]]), labels)
+    return scoring.scores_frame(list(rgb["video_id"]), labels, fused, classes), results
 
 
 def read_external_scores(path, video_ids, class_names):

@@ -13,6 +13,13 @@ from pipeline import cache, metrics
 from pipeline.manifest import decode_tubes
 
 VARIANTS = {"smoothed": "smooth", "not smoothed": "raw"}
+LOCALIZED = {"VideoLSTM": ("videolstm", "motion"), "ALSTM": ("alstm", "appearance")}
+"""The two attention models of Fig. 4a: ours, and Sharma et al.'s ALSTM (appearance)."""
+BASELINE = "Motion saliency"
+"""The non-learned baseline printed beside them (MotionSaliencyTubes)."""
+IOU_THRESHOLDS = (0.05, 0.1, 0.125, 0.2, 0.3, 0.4, 0.5)
+"""Video mAP thresholds: Fig. 4b's range, with 0.125 where it compares with Yu et al."""
+RECALL_THRESHOLDS = tuple(np.round(np.arange(0.05, 0.80, 0.05), 2))
 
 
 def ground_truth(manifest: pd.DataFrame) -> dict[str, metrics.GroundTruth]:
@@ -61,7 +68,7 @@ def attention_strip(tube_path: str, manifest: pd.DataFrame, sigma: float, path: 
                     title: str, frames_shown: int = 6) -> Path:
     """A Fig. 3-style strip of the first localized video: frames with the attention saliency,
     the smoothed predicted box (green) and the ground truth (yellow)."""
-    from pipeline import figures
+    from pipeline.report import figures
     from pipeline.localization import saliency_map
     from pipeline.video import read_frames
     with cache.Shard(tube_path) as shard:

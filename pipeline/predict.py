@@ -35,8 +35,8 @@ import pandas as pd
 from models import vgg16
 from models.registry import ARCHITECTURES, ATTENTIONS, FrameStepper
 from pipeline import cache, features, localization
-from pipeline.flow import TVL1Params, flow_gray, quantize, tvl1
-from pipeline.training import MAP_LAYER, VECTOR_LAYER, ModelInputs
+from pipeline.flow.tvl1 import TVL1Params, flow_gray, quantize, tvl1
+from pipeline.training.source import MAP_LAYER, VECTOR_LAYER, ModelInputs
 from pipeline.video import (FrameSize, VideoError, format_frame_size, iter_frames,
                             parse_frame_size, resize_frame)
 
@@ -422,7 +422,7 @@ def _write_overlay(video_path, path: Path, attention: list, boxes: np.ndarray, s
     """The overlay video (MJPG AVI), decoded and written one frame at a time; frames beyond
     the results (the last one for flow models) are left out, a model without attention shows
     no saliency. Odd sizes are padded by one pixel, which MJPG needs."""
-    from pipeline.figures import overlay_frame
+    from pipeline.report.figures import overlay_frame
     writer = None
     try:
         for index, frame in zip(range(len(boxes)), iter_frames(video_path)):

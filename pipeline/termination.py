@@ -3,7 +3,7 @@
 timeout, SLURM and Kubernetes stop a run with SIGTERM, whose default action ends the process
 on the spot: its temporary outputs stay behind and its flow workers, orphaned, block on a pipe
 write. Raised as `Terminated` instead, the stop unwinds the running task like any error:
-`with` blocks remove temporary outputs and stop worker pools (pipeline.flow.FlowPool).
+`with` blocks remove temporary outputs and stop worker pools (pipeline.flow.tvl1.FlowPool).
 """
 
 from __future__ import annotations

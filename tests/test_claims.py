@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pipeline.claims import (ALPHA, CLAIMS, RECALL_IOU, Comparison, Outcome, Verdict,
+from pipeline.report.claims import (ALPHA, CLAIMS, RECALL_IOU, Comparison, Outcome, Verdict,
                              claims_markdown, claims_table, compare, evaluate_claims, outcome)
 
 V = 30

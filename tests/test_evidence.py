@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 
 from models.registry import ModelSizes, build_model
-from pipeline import evidence, scoring, training
+from pipeline import scoring
+from pipeline.report import evidence
+from pipeline.training.source import FeatureSource, ModelInputs
 
 from test_training import shards  # noqa: F401  (fixture: real-format feature shards)
 
@@ -38,6 +40,6 @@ def test_streaming_equals_the_whole_sequence_run(shards):  # noqa: F811
     paths, descriptions, _ = shards
     sizes = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
     model = build_model("videolstm", 2, (3, 3, 5), sizes, "motion", (3, 3, 5))
-    inputs = training.ModelInputs("rgb", "pool5", True)
-    with training.FeatureSource(paths, inputs) as source:
+    inputs = ModelInputs("rgb", "pool5", True)
+    with FeatureSource(paths, inputs) as source:
         assert evidence.streaming_difference(model, source, ["v0", "v2"]) < 1e-5

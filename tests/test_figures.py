@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.figures import (
+from pipeline.report.figures import (
     PREDICTED_RGB,
     TRUTH_RGB,
     attention_strip,

@@ -17,7 +17,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from pipeline import cache
-from pipeline.flow import (FlowPool, TVL1Params, dequantize, quantize, tvl1,
+from pipeline.flow.tvl1 import (FlowPool, TVL1Params, dequantize, quantize, tvl1,
                            video_flow, write_flow_shard)
 from pipeline.progress import Progress
 from pipeline.video import HEADER_DISAGREES, VideoError, read_frames, write_video
@@ -279,7 +279,7 @@ STOPPED_MID_FLOW = textwrap.dedent("""
     import sys
     import numpy as np
     from pipeline import termination
-    from pipeline.flow import FlowPool, TVL1Params
+    from pipeline.flow.tvl1 import FlowPool, TVL1Params
     termination.install()
     frames = np.random.default_rng(0).integers(0, 255, (17, 240, 320, 3), dtype=np.uint8)
     partial = sys.argv[1] + "-partial"

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline import identity, sharding
+from pipeline import sharding
 from pipeline.datasets import synthetic
+from pipeline.identity.fingerprint import FingerprintCache, content_hash, fingerprint
 
 
 def test_fingerprint_follows_content_not_path(tmp_path):
@@ -17,25 +18,25 @@ def test_fingerprint_follows_content_not_path(tmp_path):
     copy = tmp_path / "elsewhere" / "a.avi"
     copy.parent.mkdir()
     shutil.copy(a, copy)
-    assert identity.fingerprint(a) == identity.fingerprint(copy)
+    assert fingerprint(a) == fingerprint(copy)
     data = bytearray(copy.read_bytes())
     data[10] ^= 1
     copy.write_bytes(bytes(data))
-    assert identity.fingerprint(a) != identity.fingerprint(copy)
+    assert fingerprint(a) != fingerprint(copy)
 
 
 def test_fingerprint_cache_rereads_a_file_that_changed(tmp_path):
     video = tmp_path / "v.avi"
     video.write_bytes(b"x" * 100)
     store = tmp_path / "work" / "fingerprints.json"
-    cache = identity.FingerprintCache(store)
+    cache = FingerprintCache(store)
     first = cache.get(video)
     cache.save()
     video.write_bytes(b"y" * 100)
     os.utime(video, ns=(1, 1))
-    again = identity.FingerprintCache(store)
+    again = FingerprintCache(store)
     assert again.get(video) != first
-    assert again.get(video) == identity.fingerprint(video)
+    assert again.get(video) == fingerprint(video)
     with pytest.raises(FileNotFoundError, match="missing.avi"):
         again.get(tmp_path / "missing.avi")
 
@@ -43,9 +44,9 @@ def test_fingerprint_cache_rereads_a_file_that_changed(tmp_path):
 def test_content_hash_ignores_row_order_but_not_values():
     table = pd.DataFrame({"video_id": ["a", "b"], "fingerprint": ["1", "2"]})
     columns = ("video_id", "fingerprint")
-    assert identity.content_hash(table, columns) == identity.content_hash(table[::-1], columns)
+    assert content_hash(table, columns) == content_hash(table[::-1], columns)
     changed = table.assign(fingerprint=["1", "3"])
-    assert identity.content_hash(table, columns) != identity.content_hash(changed, columns)
+    assert content_hash(table, columns) != content_hash(changed, columns)
 
 
 def test_a_video_keeps_its_shard_whatever_else_is_added():
@@ -91,6 +92,7 @@ def test_paths_follow_the_content_not_the_mount_point(two_copies, monkeypatch):
 
 
 def test_a_changed_video_moves_only_its_shard_and_what_depends_on_it(two_copies):
+    from pipeline.identity import descriptions
     tasks, config, first, _ = two_copies
     flow = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
     model = tasks.TrainModel(dataset="ucf101", arch="lstm").output().path
@@ -99,7 +101,7 @@ def test_a_changed_video_moves_only_its_shard_and_what_depends_on_it(two_copies)
     data = bytearray(video.read_bytes())
     data[-5] ^= 0xFF
     video.write_bytes(bytes(data))
-    tasks._LISTINGS.clear()  # a new command: the listing is read once per command
+    descriptions._LISTINGS.clear()  # a new command: the listing is read once per command
     after = [tasks.ComputeFlow(dataset="ucf101", shard=s).output().path for s in range(4)]
     assert sum(a != b for a, b in zip(flow, after)) == 1
     assert tasks.TrainModel(dataset="ucf101", arch="lstm").output().path != model
@@ -123,7 +125,9 @@ def test_more_shards_reuse_every_video_already_computed(two_copies, monkeypatch)
     """Flow computed in 2 shards, then [run] shards = 3: the new shards copy every video from
     the old ones (TV-L1 never runs) and hold the same flow."""
     import luigi
-    from pipeline import cache, flow
+    from pipeline import cache
+    from pipeline.flow import tvl1
+    from pipeline.identity.descriptions import flow_description
     tasks, config, _, _ = two_copies
     monkeypatch.setattr(config.flow, "processes", 1)
     monkeypatch.setattr(config.run, "shards", 2)
@@ -134,13 +138,13 @@ def test_more_shards_reuse_every_video_already_computed(two_copies, monkeypatch)
         with cache.Shard(tasks.ComputeFlow(dataset="ucf101", shard=s).output().path) as shard:
             before.update({video: shard.read(video, "flow") for video in shard.videos})
     computed = []
-    original = flow.FlowPool.map_videos
+    original = tvl1.FlowPool.map_videos
 
     def recording(pool, paths, params):
         computed.extend(paths)
         return original(pool, paths, params)
 
-    monkeypatch.setattr(flow.FlowPool, "map_videos", recording)
+    monkeypatch.setattr(tvl1.FlowPool, "map_videos", recording)
     monkeypatch.setattr(config.run, "shards", 3)
     assert luigi.build([tasks.ComputeFlow(dataset="ucf101", shard=s) for s in range(3)],
                        local_scheduler=True, no_lock=True)
@@ -149,7 +153,7 @@ def test_more_shards_reuse_every_video_already_computed(two_copies, monkeypatch)
     for s in range(3):
         path = tasks.ComputeFlow(dataset="ucf101", shard=s).output().path
         assert "-of-003-" in path
-        with cache.Shard(path, tasks.flow_description("ucf101", s)) as shard:
+        with cache.Shard(path, flow_description("ucf101", s)) as shard:
             after.update({video: shard.read(video, "flow") for video in shard.videos})
     assert sorted(after) == sorted(before) and len(before) == 6
     for video, array in before.items():
@@ -161,6 +165,7 @@ def test_a_flow_backend_is_its_own_cache_and_computes_the_same_flow(two_copies, 
     the batched runner, within one quantization level of OpenCV's almost everywhere."""
     import luigi
     from pipeline import cache
+    from pipeline.identity.descriptions import flow_description
     tasks, config, _, _ = two_copies
     monkeypatch.setattr(config.flow, "processes", 1)
     monkeypatch.setattr(config.flow, "batch_pairs", 8)
@@ -176,7 +181,7 @@ def test_a_flow_backend_is_its_own_cache_and_computes_the_same_flow(two_copies, 
                           "model": tasks.TrainModel(dataset="ucf101", arch="lstm",
                                                     stream="flow").output().path}
         for s, shard in enumerate(shards):
-            with cache.Shard(shard.output().path, tasks.flow_description("ucf101", s)) as f:
+            with cache.Shard(shard.output().path, flow_description("ucf101", s)) as f:
                 assert f.description["params"]["tvl1"]["backend"] == backend
                 flows[backend].update({video: f.read(video, "flow") for video in f.videos})
     opencv, tensorflow = flows["opencv"], flows["tensorflow"]

@@ -3,7 +3,7 @@ about its own tables (Sec. 5.3, 5.4), so a mistyped value shows up as a broken s
 
 import pytest
 
-from pipeline import paper_results as paper
+from pipeline.report import paper_results as paper
 
 
 def test_table1_covers_every_dataset_stream_and_arch():

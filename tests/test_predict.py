@@ -12,12 +12,13 @@ import pytest
 
 from models import vgg16
 from models.registry import ModelSizes, build_model
-from pipeline import cache, features, localization, predict, report
-from pipeline.flow import FlowPool, TVL1Params, video_flow, write_flow_shard
+from pipeline import cache, features, localization, predict
+from pipeline.flow.tvl1 import FlowPool, TVL1Params, video_flow, write_flow_shard
 from pipeline.predict import (ConvnetRef, ModelRecord, Predictor, main, predict_video,
                               read_model_record)
 from pipeline.progress import Progress
-from pipeline.training import ModelInputs
+from pipeline.report import report
+from pipeline.training.source import ModelInputs
 from pipeline.video import read_frames, write_video
 
 SIZE, N_CLASSES, N_FRAMES = 64, 3, 6
@@ -241,9 +242,9 @@ def test_predict_video_writes_ranking_tube_and_overlay(setup, videolstm, tmp_pat
     assert np.all((smooth >= 0) & (smooth <= [64, 48, 64, 48]))  # the 48 x 64 clip
 
     try:
-        import pipeline.figures  # noqa: F401
+        import pipeline.report.figures  # noqa: F401
     except ImportError:
-        pytest.skip("pipeline.figures (overlay_frame) is not there yet")
+        pytest.skip("pipeline.report.figures (overlay_frame) is not there yet")
     overlay = read_frames(tmp_path / "overlay.avi")
     assert overlay.shape == (n, 48, 64, 3)
     assert not np.array_equal(overlay, read_frames(setup["video"])[:n])

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from pipeline import cache, report
+from pipeline import cache
+from pipeline.report import report
 
 
 def acc(value, videos=40):

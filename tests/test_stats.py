@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.stats import bootstrap_interval, mcnemar_test, paired_bootstrap, wilson_interval
+from pipeline.report.stats import (bootstrap_interval, mcnemar_test, paired_bootstrap,
+                                   wilson_interval)
 
 Z2 = 1.959963984540054 ** 2  # z for 95%, squared: 3.841459
 

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from models.registry import ModelSizes, build_model
-from pipeline import cache, sampling, scoring, training
+from pipeline import cache, sampling, scoring
+from pipeline.training.loader import SnippetLoader, as_dataset, reader_count, training_batches
+from pipeline.training.loop import (Checkpoints, checksum_except_classifier, compile_model,
+                                    held_out_accuracy, segment_scores, train,
+                                    transfer_except_classifier, whole_video, write_history)
+from pipeline.training.source import FeatureSource, ModelInputs, feature_statistics
 
 SIZES = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
 
@@ -39,20 +44,20 @@ def shards(tmp_path):
 
 
 def test_model_inputs_follow_the_paper():
-    assert training.ModelInputs.of("lstm", "rgb", "appearance").layer == "fc7"
-    assert training.ModelInputs.of("convalstm", "flow", "appearance") == \
-        training.ModelInputs("flow", "pool5", False)
-    assert training.ModelInputs.of("videolstm", "rgb", "appearance").motion
-    assert training.ModelInputs.of("alstm", "rgb", "motion").motion
-    assert training.ModelInputs.of("alstm", "rgb", "motion").motion_layer == "pool5"
-    assert training.ModelInputs.of("alstm", "rgb", "motion", "fc7").motion_layer == "fc7"
-    assert training.ModelInputs.of("videolstm", "rgb", "motion", "fc7").motion_layer == "pool5"
+    assert ModelInputs.of("lstm", "rgb", "appearance").layer == "fc7"
+    assert ModelInputs.of("convalstm", "flow", "appearance") == \
+        ModelInputs("flow", "pool5", False)
+    assert ModelInputs.of("videolstm", "rgb", "appearance").motion
+    assert ModelInputs.of("alstm", "rgb", "motion").motion
+    assert ModelInputs.of("alstm", "rgb", "motion").motion_layer == "pool5"
+    assert ModelInputs.of("alstm", "rgb", "motion", "fc7").motion_layer == "fc7"
+    assert ModelInputs.of("videolstm", "rgb", "motion", "fc7").motion_layer == "pool5"
 
 
 def test_source_aligns_rgb_with_flow_and_knows_skipped_videos(shards):
     paths, descriptions, videos = shards
-    inputs = training.ModelInputs.of("videolstm", "rgb", "motion")
-    with training.FeatureSource(paths, inputs) as source:
+    inputs = ModelInputs.of("videolstm", "rgb", "motion")
+    with FeatureSource(paths, inputs) as source:
         assert source.videos_cached() == set(videos)
         assert source.length("v2") == 13
         frames = source.frames("v2", np.array([0, 5, 12]))
@@ -66,15 +71,15 @@ def test_source_refuses_shards_of_other_settings(shards):
     other = dict(paths, rgb={path: cache.describe("features", {"stream": "flow"}, {})
                              for path in paths["rgb"]})
     with pytest.raises(cache.CacheMismatchError, match="rgb.h5"):
-        training.FeatureSource(other, training.ModelInputs("rgb", "pool5", False))
+        FeatureSource(other, ModelInputs("rgb", "pool5", False))
 
 
 def test_training_batches_cover_each_video_once_per_epoch(shards):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "fc7", False)) as source:
-        batches = list(training.training_batches(source, ids, labels, 4, 10,
-                                                 np.random.default_rng(0)))
+    with FeatureSource(paths, ModelInputs("rgb", "fc7", False)) as source:
+        batches = list(training_batches(source, ids, labels, 4, 10,
+                                        np.random.default_rng(0)))
     assert [b[0]["features"].shape for b in batches] == [(4, 10, 45), (2, 10, 45)]
     targets = np.concatenate([b[1]["scores"] for b in batches])
     assert targets.shape == (6, 10) and sorted(targets[:, 0]) == sorted(labels)
@@ -88,24 +93,24 @@ def make_model():
 
 def train_for(source, ids, labels, epochs, folder, model=None, loader=None):
     model = model or make_model()
-    training.compile_model(model, 0.01, 0.9)
+    compile_model(model, 0.01, 0.9)
 
     def epoch_data(epoch):
         if loader is not None:
             return loader.dataset(ids, labels, [0, epoch])
 
         def batches():
-            return training.training_batches(source, ids, labels, 3, 8,
-                                             np.random.default_rng([0, epoch]))
-        return training.as_dataset(batches, source.shapes(), 8, math.ceil(len(ids) / 3))
-    return training.train(model, epoch_data, epochs, training.Checkpoints(folder), seed=0)
+            return training_batches(source, ids, labels, 3, 8,
+                                    np.random.default_rng([0, epoch]))
+        return as_dataset(batches, source.shapes(), 8, math.ceil(len(ids) / 3))
+    return train(model, epoch_data, epochs, Checkpoints(folder), seed=0)
 
 
 def test_resumed_training_equals_uninterrupted_training(shards, tmp_path):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    inputs = training.ModelInputs("rgb", "pool5", False)
-    with training.FeatureSource(paths, inputs) as source:
+    inputs = ModelInputs("rgb", "pool5", False)
+    with FeatureSource(paths, inputs) as source:
         whole, history = train_for(source, ids, labels, 3, tmp_path / "whole")
         train_for(source, ids, labels, 2, tmp_path / "killed")
         resumed, resumed_history = train_for(source, ids, labels, 3, tmp_path / "killed")
@@ -118,7 +123,7 @@ def test_resumed_training_equals_uninterrupted_training(shards, tmp_path):
 def test_training_lowers_the_loss(shards, tmp_path):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
         _, history = train_for(source, ids, labels, 8, tmp_path / "run")
     assert history[-1]["loss"] < history[0]["loss"]
 
@@ -126,14 +131,14 @@ def test_training_lowers_the_loss(shards, tmp_path):
 def test_segment_scores_are_summed_over_time_and_averaged_over_segments(shards):
     paths, descriptions, _ = shards
     model = make_model()
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
-        got = training.segment_scores(model, source, "v3", n_segments=4, length=5)
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
+        got = segment_scores(model, source, "v3", n_segments=4, length=5)
         indices = sampling.segment_indices(15, 4, 5)
         per_segment = [model.predict_on_batch(
             {"features": source.frames("v3", row)["features"][None]})["scores"][0]
             for row in indices]
         expected = scoring.video_scores(np.stack([np.asarray(s) for s in per_segment]))
-        scores, attention = training.whole_video(model, source, "v3")
+        scores, attention = whole_video(model, source, "v3")
     np.testing.assert_allclose(got, expected, rtol=1e-4)
     assert scores.shape == (15, 2) and attention.shape == (15, 3, 3)
     np.testing.assert_allclose(attention.sum(axis=(1, 2)), 1, rtol=1e-5)
@@ -143,7 +148,7 @@ def test_hmdb51_model_starts_from_ucf101_but_its_classifier(shards):
     source = build_model("lstm", 5, (45,), SIZES)
     target = build_model("lstm", 3, (45,), SIZES)
     before = target.get_layer("head").get_weights()
-    training.transfer_except_classifier(source, target)
+    transfer_except_classifier(source, target)
     np.testing.assert_array_equal(target.get_layer("recurrent").get_weights()[0],
                                   source.get_layer("recurrent").get_weights()[0])
     head = target.get_layer("head").get_weights()
@@ -154,16 +159,16 @@ def test_hmdb51_model_starts_from_ucf101_but_its_classifier(shards):
 
 
 def test_history_csv_has_one_row_per_epoch(tmp_path):
-    training.write_history([{"epoch": 0, "loss": 1.5, "seconds": 2},
-                            {"epoch": 1, "loss": 1.0, "seconds": 2}], tmp_path / "h.csv")
+    write_history([{"epoch": 0, "loss": 1.5, "seconds": 2},
+                   {"epoch": 1, "loss": 1.0, "seconds": 2}], tmp_path / "h.csv")
     lines = (tmp_path / "h.csv").read_text().splitlines()
     assert lines[0] == "epoch,loss,seconds" and lines[2] == "1,1.0,2"
 
 
 def test_feature_statistics_are_per_channel_over_sampled_frames(shards):
     paths, descriptions, videos = shards
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
-        stats = training.feature_statistics(source, ["v0", "v1"], frames_per_video=3)
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
+        stats = feature_statistics(source, ["v0", "v1"], frames_per_video=3)
         sample = np.concatenate([source.frames("v0", np.array([0, 6, 11]))["features"],
                                  source.frames("v1", np.array([0, 6, 12]))["features"]])
     mean, variance = stats["features"]
@@ -182,21 +187,21 @@ def test_held_out_accuracy_scores_one_centred_window_per_video(shards):
     model = keras.Model({"features": inputs}, {"scores": scores})
     ids = [v for v in videos]
     labels = [videos[v][1] for v in ids]
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
-        assert training.held_out_accuracy(model, source, ids, labels, 5, batch=4) == 1.0
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
+        assert held_out_accuracy(model, source, ids, labels, 5, batch=4) == 1.0
         swapped = [1 - label for label in labels]
-        assert training.held_out_accuracy(model, source, ids, swapped, 5, batch=4) == 0.0
+        assert held_out_accuracy(model, source, ids, swapped, 5, batch=4) == 0.0
         half = labels[:3] + swapped[3:]
-        assert training.held_out_accuracy(model, source, ids, half, 5, batch=4) == 0.5
+        assert held_out_accuracy(model, source, ids, half, 5, batch=4) == 0.5
 
 
 def test_checksum_except_classifier_ignores_the_softmax_only():
     source = build_model("lstm", 5, (45,), SIZES)
     target = build_model("lstm", 3, (45,), SIZES)
-    assert training.checksum_except_classifier(source) != training.checksum_except_classifier(
+    assert checksum_except_classifier(source) != checksum_except_classifier(
         target)
-    training.transfer_except_classifier(source, target)
-    assert training.checksum_except_classifier(source) == training.checksum_except_classifier(
+    transfer_except_classifier(source, target)
+    assert checksum_except_classifier(source) == checksum_except_classifier(
         target)
 
 
@@ -216,12 +221,12 @@ def test_parallel_loader_gives_the_single_reader_batches(shards, readers, thread
     streams (flow one frame shorter), and snippets longer than some videos (padded)."""
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    inputs = training.ModelInputs.of("videolstm", "rgb", "motion")
-    with training.FeatureSource(paths, inputs) as source, \
-            training.SnippetLoader(source, 4, 14, readers, threads=threads) as loader:
+    inputs = ModelInputs.of("videolstm", "rgb", "motion")
+    with FeatureSource(paths, inputs) as source, \
+            SnippetLoader(source, 4, 14, readers, threads=threads) as loader:
         for epoch in (0, 1):
-            expected = list(training.training_batches(source, ids, labels, 4, 14,
-                                                      np.random.default_rng([0, epoch])))
+            expected = list(training_batches(source, ids, labels, 4, 14,
+                                             np.random.default_rng([0, epoch])))
             got = list(loader.dataset(ids, labels, [0, epoch]).as_numpy_iterator())
             assert all(batch[0][name].dtype == np.float32 for batch in got
                        for name in ("features", "motion"))
@@ -234,12 +239,12 @@ def test_parallel_loader_gives_the_single_reader_batches(shards, readers, thread
 def test_a_new_epoch_takes_over_an_unfinished_one(shards):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source, \
-            training.SnippetLoader(source, 2, 8, 2, slots=2) as loader:
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source, \
+            SnippetLoader(source, 2, 8, 2, slots=2) as loader:
         abandoned = loader.epoch(ids, labels, np.random.default_rng(5))
         next(abandoned)
-        expected = list(training.training_batches(source, ids, labels, 2, 8,
-                                                  np.random.default_rng(6)))
+        expected = list(training_batches(source, ids, labels, 2, 8,
+                                         np.random.default_rng(6)))
         assert_same_batches(expected, list(loader.epoch(ids, labels, np.random.default_rng(6))))
         with pytest.raises(RuntimeError, match="newer epoch"):
             next(abandoned)
@@ -259,14 +264,14 @@ def test_a_reader_error_reaches_training_and_the_loader_goes_on(shards, tmp_path
         damaged[middle:middle + 4] = bytes(b ^ 0xFF for b in damaged[middle:middle + 4])
     open(rgb, "wb").write(bytes(damaged))
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source, \
-            training.SnippetLoader(source, 3, 8, 2) as loader:
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source, \
+            SnippetLoader(source, 3, 8, 2) as loader:
         with pytest.raises(cache.CacheCorruptError, match=r"rgb\.h5.*v3/pool5"):
             list(loader.epoch(ids, labels, np.random.default_rng(0)))
         good = [v for v in ids if v != "v3"]
         good_labels = [videos[v][1] for v in good]
-        expected = list(training.training_batches(source, good, good_labels, 3, 8,
-                                                  np.random.default_rng(1)))
+        expected = list(training_batches(source, good, good_labels, 3, 8,
+                                         np.random.default_rng(1)))
         assert_same_batches(expected, list(loader.epoch(good, good_labels,
                                                         np.random.default_rng(1))))
 
@@ -274,9 +279,9 @@ def test_a_reader_error_reaches_training_and_the_loader_goes_on(shards, tmp_path
 def test_training_through_the_parallel_loader_equals_the_single_reader(shards, tmp_path):
     paths, descriptions, videos = shards
     ids, labels = list(videos), [label for _, label in videos.values()]
-    with training.FeatureSource(paths, training.ModelInputs("rgb", "pool5", False)) as source:
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
         single, _ = train_for(source, ids, labels, 2, tmp_path / "single")
-        with training.SnippetLoader(source, 3, 8, 2) as loader:
+        with SnippetLoader(source, 3, 8, 2) as loader:
             parallel, _ = train_for(source, ids, labels, 2, tmp_path / "parallel",
                                     loader=loader)
     for a, b in zip(single.get_weights(), parallel.get_weights()):
@@ -284,8 +289,8 @@ def test_training_through_the_parallel_loader_equals_the_single_reader(shards, t
 
 
 def test_reader_count_is_validated():
-    assert training.reader_count(3) == 3
-    assert training.reader_count(0) == len(os.sched_getaffinity(0))
+    assert reader_count(3) == 3
+    assert reader_count(0) == len(os.sched_getaffinity(0))
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="train.readers"):
-            training.reader_count(bad)
+            reader_count(bad)

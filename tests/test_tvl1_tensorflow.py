@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 from scipy.ndimage import gaussian_filter
 
-from pipeline import tvl1_tensorflow as ttf
-from pipeline.flow import FlowPool, TVL1Params, quantize, tvl1, video_flow
-from pipeline.flow_batches import BatchedFlow, flow_runner
+from pipeline.flow import tvl1_tensorflow as ttf
+from pipeline.flow.tvl1 import FlowPool, TVL1Params, quantize, tvl1, video_flow
+from pipeline.flow.batches import BatchedFlow, flow_runner
 
 SHIFT = (1.5, -0.75)  # (dx, dy) pixels per frame of the moving-texture clip
 SMALL = TVL1Params(nscales=2, warps=2, backend="tensorflow")  # quick to compile
@@ -206,7 +206,7 @@ def test_solver_refuses_frames_of_another_size_or_type():
 
 @pytest.mark.parametrize("use_initial_flow", [False, True])
 def test_batched_runner_gives_each_videos_own_flow(tmp_path, use_initial_flow):
-    from pipeline.flow import flow_gray
+    from pipeline.flow.tvl1 import flow_gray
     from pipeline.video import read_frames, write_video
     params = TVL1Params(nscales=2, warps=2, backend="tensorflow",
                         use_initial_flow=use_initial_flow)

@@ -382,3 +382,12 @@ def generate(root: str | os.PathLike, spec: SyntheticSpec = SyntheticSpec()) -> 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def generated(root: str | os.PathLike, spec: SyntheticSpec) -> Path:
+    """The dataset at `root`, generated first unless its spec file is there: on first use,
+    by GenerateSynthetic or by whatever needs the videos before it ran."""
+    root = Path(root)
+    if not (root / SPEC_FILE).exists():
+        generate(root, spec)
+    return root

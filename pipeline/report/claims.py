@@ -13,7 +13,7 @@ from typing import Callable, Mapping, NamedTuple
 import numpy as np
 import pandas as pd
 
-from pipeline.stats import (bootstrap_interval, mcnemar_test, paired_bootstrap,
+from pipeline.report.stats import (bootstrap_interval, mcnemar_test, paired_bootstrap,
                             wilson_interval)
 
 ALPHA = 0.05

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline import cache, metrics, scoring
-from pipeline.claims import RECALL_IOU
+from pipeline.report.claims import RECALL_IOU
 from pipeline.localization_eval import VARIANTS
-from pipeline.stats import bootstrap_interval, wilson_interval
+from pipeline.report.stats import bootstrap_interval, wilson_interval
 
 
 def correct_per_video(scores_csv: str | Path) -> pd.Series:
@@ -84,7 +84,7 @@ def streaming_difference(model, source, videos: list[str]) -> float:
     """Largest absolute difference between frame scores (and attention maps) of the model run
     frame by frame as a stream (FrameStepper) and run on each whole video at once (Sec. 4)."""
     from models.registry import FrameStepper
-    from pipeline.training import whole_video
+    from pipeline.training.loop import whole_video
     stepper = FrameStepper(model)
     largest = 0.0
     for video in videos:

@@ -9,7 +9,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from pipeline import cache, paper_results
+from pipeline import cache
+from pipeline.report import paper_results
 
 
 def write_json(path: str | Path, record: dict) -> None:
@@ -78,7 +79,7 @@ def with_intervals(frame: pd.DataFrame, tubes: dict[str, pd.DataFrame], name: st
     """A Fig. 4 table (column iou, then "<method>, <variant>" columns) with each value's 95%
     interval beside it: Wilson over videos for recall (``name`` "recall"), a bootstrap over
     videos for video mAP ("map")."""
-    from pipeline import evidence
+    from pipeline.report import evidence
     out = frame[["iou"]].copy()
     for column in frame.columns[1:]:
         method, variant = column.split(", ")

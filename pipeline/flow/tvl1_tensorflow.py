@@ -174,7 +174,7 @@ def _where(mask: tf.Tensor, new: tf.Tensor, old: tf.Tensor) -> tf.Tensor:
 
 class TVL1Solver:
     """Batched Dual TV-L1 for frame pairs of one size: (B, H, W) uint8 pairs -> (B, H, W, 2)
-    float32 flow (x, y), the settings of a pipeline.flow.TVL1Params (`backend` and `bound` are
+    float32 flow (x, y), the settings of a pipeline.flow.tvl1.TVL1Params (`backend` and `bound` are
     not the solver's). Compiled with XLA once per batch size."""
 
     def __init__(self, params, height: int, width: int):

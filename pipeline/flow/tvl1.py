@@ -5,8 +5,8 @@ frames, clipped to +-bound pixels and linearly rescaled to [0, 255]. `FlowPool` 
 over one single-threaded process per core, started with "spawn" so that nothing depends on
 OpenCV state inherited through fork (Luigi's `--workers N` forks its workers); leaving its
 `with` block on an exception kills them at once. TVL1Params.backend picks the solver: OpenCV's
-(the default) or the batched TensorFlow one of pipeline.tvl1_tensorflow, which
-pipeline.flow_batches feeds.
+(the default) or the batched TensorFlow one of pipeline.flow.tvl1_tensorflow, which
+pipeline.flow.batches feeds.
 """
 
 import concurrent.futures as cf
@@ -40,7 +40,7 @@ class TVL1Params:
     `bound` is the flow magnitude in pixels that maps to 0 and 255 per channel. With
     `use_initial_flow`, the flow of pair t starts from the (unclipped) flow of pair t-1.
     `backend` names the solver: "opencv" (cv2.optflow) or "tensorflow" (the same algorithm
-    batched, pipeline.tvl1_tensorflow); their flows differ by float rounding, so the backend is
+    batched, pipeline.flow.tvl1_tensorflow); their flows differ by float rounding, so the backend is
     part of what a flow cache was made from.
     """
 
@@ -114,7 +114,7 @@ def tvl1(prev_gray: np.ndarray, next_gray: np.ndarray, params: TVL1Params,
     if prev_gray.shape != next_gray.shape:
         raise ValueError(f"tvl1: frame shapes differ: {prev_gray.shape} vs {next_gray.shape}")
     if params.backend == "tensorflow":
-        from pipeline import tvl1_tensorflow
+        from pipeline.flow import tvl1_tensorflow
         initial = None if initial_flow is None else initial_flow[None]
         return tvl1_tensorflow.solve_pairs(prev_gray[None], next_gray[None], params, initial)[0]
     solver = cv2.optflow.DualTVL1OpticalFlow_create(
@@ -184,7 +184,7 @@ def _flow_chunk(frames: np.ndarray, params: TVL1Params) -> np.ndarray:
     """Quantized flow of the T-1 adjacent pairs of T frames (RGB or already gray)."""
     gray = _gray(frames)
     if params.backend == "tensorflow":
-        from pipeline import tvl1_tensorflow
+        from pipeline.flow import tvl1_tensorflow
         return quantize(tvl1_tensorflow.video_pairs(gray, params), params.bound)
     out = np.empty((gray.shape[0] - 1, *gray.shape[1:], 2), np.uint8)
     flow = None
@@ -211,7 +211,7 @@ def _decode_gray(path: str, frame_size: FrameSize | None = None) -> np.ndarray:
 def _check_opencv(params: TVL1Params) -> None:
     if params.backend != "opencv":
         raise ValueError(f"FlowPool runs OpenCV's solver, not backend {params.backend!r}: "
-                         "pipeline.flow_batches.flow_runner picks the runner of a backend")
+                         "pipeline.flow.batches.flow_runner picks the runner of a backend")
 
 
 class FlowError(RuntimeError):
@@ -375,8 +375,9 @@ def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1
     """ComputeFlow for one shard: quantized flow of every video into one HDF5 shard, one
     dataset per video (T-1, H, W, 2) uint8, with the video's content fingerprint (``videos``
     has a ``fingerprint`` column), computed by ``pool`` (the runner of params.backend:
-    FlowPool or pipeline.flow_batches.BatchedFlow). Videos in ``held`` (id -> another complete flow shard of
-    the same settings holding it, e.g. of another sharding) are copied from there.
+    FlowPool or pipeline.flow.batches.BatchedFlow). Videos in ``held`` (id -> another complete
+    flow shard of the same settings holding it, e.g. of another sharding) are copied from
+    there.
 
     The decoded frame count is trusted over the manifest's header count, which containers often
     store as an estimate; a disagreement is recorded in the shard's info (HEADER_DISAGREES). A

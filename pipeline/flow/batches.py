@@ -1,7 +1,7 @@
 """ComputeFlow with the TensorFlow solver: frame pairs of many videos solved in batches.
 
 Videos are decoded to gray frames in FlowPool's spawned workers while the main process solves
-batches of pairs with pipeline.tvl1_tensorflow (on the GPU when TensorFlow sees one), so that
+batches of pairs with pipeline.flow.tvl1_tensorflow (on the GPU when TensorFlow sees one), so that
 decoding on the CPU overlaps the solver. `flow_runner` picks the runner of a backend.
 """
 
@@ -13,7 +13,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from pipeline.flow import FlowPool, TVL1Params, quantize
+from pipeline.flow.tvl1 import FlowPool, TVL1Params, quantize
 from pipeline.video import FrameSize
 
 
@@ -111,7 +111,7 @@ class BatchedFlow:
     def _solve_batch(self, ready: list[_Video], params: TVL1Params) -> list[_Video]:
         """Solve one batch from the ready videos of the first one's frame size; return the videos
         it completed."""
-        from pipeline import tvl1_tensorflow
+        from pipeline.flow import tvl1_tensorflow
         pairs = []
         for video in ready:
             if video.gray.shape[1:] != ready[0].gray.shape[1:]:
