@@ -22,7 +22,7 @@ import numpy as np
 SCHEMA_VERSION = 2
 ALGORITHM_VERSIONS = {"dataset": 1, "synthetic": 1, "manifest": 2, "flow": 2, "convnet": 1,
                       "features": 2, "model": 1, "evaluation": 1, "fusion": 1, "tubes": 1,
-                      "localization-evaluation": 1}
+                      "localization-evaluation": 2}
 """The version of each stage's algorithm. Bump a stage's number in the change that makes the
 same inputs and settings give other output: that stage and everything downstream is then
 recomputed (beside the old files, which a reader of the new version refuses)."""

@@ -85,12 +85,14 @@ def tube_iou(tube_a, tube_b):
 def average_precision(scores, is_true_positive, n_positives):
     """All-point interpolated average precision of a ranked list (PASCAL VOC 2010+).
 
-    As xVOCap in the UCF101-24 evaluator of gurkirt/corrected-UCF101-Annots: detections are
-    ranked by descending score (ties keep input order), recall = cumsum(tp) / n_positives, the
-    precision is made non-increasing from the right, and AP is the area under that recall-
-    precision step curve, so positives no detection found contribute 0.
+    As get_PR_curve and xVOCap in the UCF101-24 evaluator of gurkirt/corrected-UCF101-Annots:
+    detections are ranked by descending score compared in single precision, as the evaluator
+    stores them (scores equal in float32 tie), ties keeping input order (its stable sort);
+    recall = cumsum(tp) / n_positives, the precision is made non-increasing from the right, and
+    AP is the area under that recall-precision step curve, so positives no detection found
+    contribute 0.
     """
-    scores = np.asarray(scores, dtype=np.float64).ravel()
+    scores = np.asarray(scores, dtype=np.float32).ravel()
     hits = np.asarray(is_true_positive, dtype=bool).ravel()
     if scores.shape != hits.shape:
         raise ValueError(f"{scores.size} scores but {hits.size} true-positive flags")
@@ -111,11 +113,13 @@ def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, Gr
 
     For each class c in `classes` (indices into the score vectors) every video's detection is
     ranked by its score for c; it is a true positive when its video is labelled c and one of
-    its ground-truth tubes overlaps it (`tube_iou`) by at least `iou_threshold`. There are as
-    many positives as ground-truth tubes of class c; with one detection per video, each
-    ground-truth tube can be matched at most once. Videos without a detection miss their
-    positives. Equal scores rank by video id (ascending), so the AP does not depend on the
-    mappings' order. Returns (mAP over the classes with at least one ground-truth tube,
+    its ground-truth tubes overlaps it (`tube_iou`) by more than `iou_threshold` (strictly, as
+    the evaluator's get_PR_curve). There are as many positives as ground-truth tubes of class
+    c; with one detection per video, each ground-truth tube can be matched at most once. Videos
+    without a detection miss their positives. Equal scores (in float32) keep the order of
+    `ground_truth`, which is the test list's ("Class/video" as in testlist01.txt, the order in
+    which the evaluator collects detections; `localization_eval.ground_truth` keeps the
+    manifest's). Returns (mAP over the classes with at least one ground-truth tube,
     {class: AP}, NaN for classes without one).
     """
     if not 0 <= iou_threshold <= 1:
@@ -125,7 +129,7 @@ def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, Gr
     unknown = [video for video in detections if video not in ground_truth]
     if unknown:
         raise ValueError(f"detections for videos without ground truth: {unknown[:5]}")
-    videos = sorted(detections)
+    videos = [video for video in ground_truth if video in detections]
     lengths = {np.asarray(detections[v].scores).shape for v in videos}
     if len(lengths) != 1 or len(next(iter(lengths))) != 1:
         raise ValueError(f"detection scores must be vectors of one length, got shapes {lengths}")
@@ -144,7 +148,7 @@ def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, Gr
         if n_positives == 0:
             per_class[c] = float("nan")
             continue
-        hits = (labels == c) & (best_overlap >= iou_threshold)
+        hits = (labels == c) & (best_overlap > iou_threshold)
         per_class[c] = average_precision(scores[:, c], hits, n_positives)
     evaluated = [ap for ap in per_class.values() if not np.isnan(ap)]
     if not evaluated:
@@ -154,9 +158,11 @@ def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, Gr
 
 def recall_at_iou(detections: Mapping[str, Detection], ground_truth: Mapping[str, GroundTruth],
                   thresholds):
-    """Fraction of ground-truth tubes whose overlap with their video's tube is >= each threshold.
+    """Fraction of ground-truth tubes whose overlap with their video's tube exceeds each
+    threshold.
 
-    Class-agnostic, as in the paper's Fig. 4a; a video without a detection overlaps 0.
+    Class-agnostic, as in the paper's Fig. 4a; a video without a detection overlaps 0. A tube
+    is recalled at t exactly when it could be a hit of `video_map` at t (overlap > t).
     Returns an array shaped like `thresholds`.
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
@@ -167,7 +173,7 @@ def recall_at_iou(detections: Mapping[str, Detection], ground_truth: Mapping[str
     ])
     if overlaps.size == 0:
         raise ValueError("ground truth holds no tube")
-    return (overlaps[:, None] >= thresholds.ravel()[None, :]).mean(axis=0).reshape(thresholds.shape)
+    return (overlaps[:, None] > thresholds.ravel()[None, :]).mean(axis=0).reshape(thresholds.shape)
 
 
 def accuracy(scores, labels):

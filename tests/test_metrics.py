@@ -77,6 +77,14 @@ def test_average_precision_with_missed_positive():
     assert average_precision(scores, hits, n_positives=4) == pytest.approx(0.55)
 
 
+def test_average_precision_ranks_scores_equal_in_float32_as_ties():
+    # 0.5 + 1e-9 and 0.5 differ in float64 but are one float32: tied, they keep input order,
+    # FP then TP, precision 1/2 at recall 1: AP 1/2 (float64 would rank the TP first: AP 1).
+    assert np.float32(0.5 + 1e-9) == np.float32(0.5)
+    assert average_precision([0.5, 0.5 + 1e-9], [False, True], n_positives=1) == 0.5
+    assert average_precision([0.5 + 1e-9, 0.5], [True, False], n_positives=1) == 1.0
+
+
 def test_average_precision_of_no_hit_is_zero():
     assert average_precision([0.9, 0.1], [False, False], n_positives=3) == 0.0
     assert average_precision([], [], n_positives=1) == 0.0
@@ -136,19 +144,48 @@ def test_video_map_matches_each_detection_to_one_gt_tube():
     assert mean_ap == pytest.approx(0.5)
 
 
-def test_video_map_breaks_score_ties_by_video_id():
-    # "a" (class 1, a miss for class 0) and "b" (class 0, exact tube) both score 0.5 for class
-    # 0, 1 positive. Ranked by id: a (FP), b (TP): precision 1/2 at recall 1, AP = 1/2 in
-    # either dict order (input order would rank b first for the second one, AP = 1).
+def basketball_tie(dunk_score=0.5):
+    """Two test videos in testlist01.txt's order, Basketball/v_Basketball_g01_c01 (class 0)
+    then BasketballDunk/v_BasketballDunk_g01_c01 (class 1), both detected exactly, scoring
+    0.5 and `dunk_score` for class 1. Sorted by bare id the Dunk video would come first
+    ("D" < "_"), sorted by "Class/video" second ("/" < "D")."""
     box = [0, 0, 10, 10]
-    ground_truth = {"a": GroundTruth(1, [constant_tube(0, 2, box)]),
-                    "b": GroundTruth(0, [constant_tube(0, 2, box)])}
-    found = {"a": Detection(constant_tube(0, 2, box), np.array([0.5, 0.5])),
-             "b": Detection(constant_tube(0, 2, box), np.array([0.5, 0.1]))}
-    for order in (["a", "b"], ["b", "a"]):
-        _, per_class = video_map({v: found[v] for v in order},
-                                 {v: ground_truth[v] for v in order}, [0], iou_threshold=0.5)
-        assert per_class[0] == pytest.approx(0.5)
+    ground_truth = {"v_Basketball_g01_c01": GroundTruth(0, [constant_tube(0, 2, box)]),
+                    "v_BasketballDunk_g01_c01": GroundTruth(1, [constant_tube(0, 2, box)])}
+    found = {"v_BasketballDunk_g01_c01": Detection(constant_tube(0, 2, box),
+                                                   np.array([0.1, dunk_score])),
+             "v_Basketball_g01_c01": Detection(constant_tube(0, 2, box), np.array([0.9, 0.5]))}
+    return found, ground_truth
+
+
+def test_video_map_ranks_ties_in_test_list_order():
+    # Class 1, one positive: tied at 0.5 the Basketball video (FP) ranks before the Dunk video
+    # (TP), as in the evaluator: precision 1/2 at recall 1, AP 1/2 (by video id: AP 1).
+    found, ground_truth = basketball_tie()
+    for order in (list(found), list(found)[::-1]):  # the detections' order does not matter
+        _, per_class = video_map({v: found[v] for v in order}, ground_truth, [1], 0.5)
+        assert per_class[1] == 0.5
+    reordered = dict(reversed(list(ground_truth.items())))
+    assert video_map(found, reordered, [1], 0.5)[1][1] == 1.0
+
+
+def test_video_map_ties_scores_equal_in_float32():
+    # 0.5 + 1e-9 is 0.5 in float32: a tie in test-list order again, AP 1/2 (float64: AP 1).
+    found, ground_truth = basketball_tie(dunk_score=0.5 + 1e-9)
+    assert video_map(found, ground_truth, [1], 0.5)[1][1] == 0.5
+    found, ground_truth = basketball_tie(dunk_score=0.5 + 1e-6)  # above 0.5 in float32 too
+    assert video_map(found, ground_truth, [1], 0.5)[1][1] == 1.0
+
+
+def test_video_map_hit_needs_an_overlap_above_the_threshold():
+    # The detection is twice the ground-truth box's height: IoU 100 / 200 = 0.5 exactly, in
+    # every frame. Not a hit at 0.5 (IoU > threshold, as the evaluator): AP 0 (>=: AP 1).
+    ground_truth = {"v": GroundTruth(0, [constant_tube(0, 3, [0, 0, 10, 10])])}
+    found = {"v": Detection(constant_tube(0, 3, [0, 0, 10, 20]), np.array([1.0, 0.0]))}
+    assert tube_iou(found["v"].tube, ground_truth["v"].tubes[0]) == 0.5
+    assert video_map(found, ground_truth, [0], 0.5)[0] == 0.0
+    assert video_map(found, ground_truth, [0], 0.49)[0] == 1.0
+    np.testing.assert_array_equal(recall_at_iou(found, ground_truth, [0.49, 0.5]), [1, 0])
 
 
 def test_video_map_rejects_detection_of_unknown_video():
@@ -160,9 +197,9 @@ def test_video_map_rejects_detection_of_unknown_video():
 
 def test_recall_at_iou_hand_case():
     detections, ground_truth = three_videos()
-    # overlaps of the 3 GT tubes: 1, 1/3, 0
+    # overlaps of the 3 GT tubes: 1, 1/3, 0; none exceeds 1
     recall = recall_at_iou(detections, ground_truth, [0.1, 0.3, 0.5, 1.0])
-    np.testing.assert_allclose(recall, [2 / 3, 2 / 3, 1 / 3, 1 / 3])
+    np.testing.assert_allclose(recall, [2 / 3, 2 / 3, 1 / 3, 0])
     del detections["v1"]  # a video without detection overlaps 0
     np.testing.assert_allclose(recall_at_iou(detections, ground_truth, [0.1]), [1 / 3])
 
