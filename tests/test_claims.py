@@ -5,6 +5,7 @@ import pytest
 
 from pipeline.report.claims import (ALPHA, CLAIMS, RECALL_IOU, Comparison, Outcome, Verdict,
                              claims_markdown, claims_table, compare, evaluate_claims, outcome)
+from pipeline.report.stats import wilson_interval
 
 V = 30
 # GOOD is right on 20 of 30 videos, BAD on 5 of those: 15 discordant videos, all for GOOD,
@@ -115,7 +116,7 @@ def test_streaming_claim_against_the_tolerance():
 
 def localization(videolstm_smoothed, alstm_smoothed):
     # labels all 0; scores put class 0 first; the toy "mAP" is the fraction of videos whose
-    # overlap reaches 0.2 and whose top class is right
+    # overlap exceeds 0.2 and whose top class is right
     scores = np.tile([0.9, 0.1], (len(videolstm_smoothed), 1))
     labels = np.zeros(len(videolstm_smoothed), dtype=int)
     return {
@@ -127,33 +128,55 @@ def localization(videolstm_smoothed, alstm_smoothed):
 
 
 def toy_map(overlaps, scores, labels):
-    return float(np.mean((overlaps >= 0.2) & (scores.argmax(axis=1) == labels)))
+    return float(np.mean((overlaps > 0.2) & (scores.argmax(axis=1) == labels)))
 
 
 def test_localization_claim():
-    # VideoLSTM overlaps 0.2 (exactly the threshold: a success) on all 20 videos, ALSTM 0.19:
+    # VideoLSTM overlaps 0.21 on all 20 videos, ALSTM 0.2 (exactly the threshold: a miss):
     # recall 1.0 vs 0.0, McNemar 20 vs 0, p = 2 * 2^-20; toy mAP 1 vs 0 on every resample;
-    # gains 0.2 - 0.1 = 0.1 vs 0.05 on every video, difference 0.05 on every resample (p 0)
-    results = by_key(evaluate_claims(localization([0.2] * 20, [0.19] * 20), toy_map,
+    # gains 0.21 - 0.1 = 0.11 vs 0.05 on every video, difference 0.06 on every resample (p 0)
+    results = by_key(evaluate_claims(localization([0.21] * 20, [0.2] * 20), toy_map,
                                      resamples=200))
     recall, map_, gain = results["C4"].comparisons
     assert (recall.better.value, recall.worse.value) == (1.0, 0.0)
     assert recall.p_value == pytest.approx(2 / 2 ** 20) and recall.test == "McNemar"
     assert (map_.better, map_.worse) == ((1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
     assert map_.test == "paired bootstrap" and map_.p_value == 0.0
-    assert gain.better.value == pytest.approx(0.1) and gain.worse.value == pytest.approx(0.05)
-    assert gain.difference == pytest.approx(0.05) and gain.p_value == 0.0
+    assert gain.better.value == pytest.approx(0.11) and gain.worse.value == pytest.approx(0.05)
+    assert gain.difference == pytest.approx(0.06) and gain.p_value == 0.0
     assert results["C4"].verdict == Verdict.HOLDS
 
 
-def test_recall_counts_overlaps_at_the_threshold_as_successes():
-    # successes (overlap >= 0.2): A [yes, yes, yes, no], B [no, yes, no, no]: 75% vs 25%;
-    # McNemar 2 vs 0 discordant, p = 2 * 2^-2 = 0.5, not significant
+def test_recall_needs_an_overlap_above_the_threshold():
+    # successes (overlap > 0.2): A [no, yes, yes, no], B [no, yes, no, no]: 50% vs 25%;
+    # McNemar 1 vs 0 discordant, p = 1 (with >=, A's 0.2 would count: 75%, p = 0.5)
     result = compare(Comparison("r", "a", "b", "recall"), np.array([0.2, 0.3, 0.25, 0.1]),
                      np.array([0.19, 0.3, 0.0, 0.1]))
-    assert (result.better.value, result.worse.value) == (0.75, 0.25)
-    assert result.p_value == pytest.approx(0.5)
+    assert (result.better.value, result.worse.value) == (0.5, 0.25)
+    assert result.p_value == 1.0
     assert result.outcome == Outcome.NO_DIFFERENCE
+
+
+def test_recall_counts_and_pairs_ground_truth_tubes():
+    # Video 1 has two tubes, video 2 one (NaN: no second tube). A finds tube 1a and video 2's,
+    # B finds 1a and 1b: 2 of 3 tubes each, Wilson over 3 tubes, McNemar pairs tube by tube:
+    # 1b for B only, 2 for A only, p = 1. Per video (best overlap) it would be 100% vs 50%.
+    a = np.array([[0.9, 0.1], [0.5, np.nan]])
+    b = np.array([[0.9, 0.6], [0.1, np.nan]])
+    result = compare(Comparison("r", "a", "b", "recall"), (a, None, None), (b, None, None))
+    assert (result.better.value, result.worse.value) == (2 / 3, 2 / 3)
+    assert result.better[1:] == pytest.approx(wilson_interval(2, 3))
+    assert result.p_value == 1.0 and result.difference == 0.0
+
+
+def test_gain_is_the_mean_change_per_ground_truth_tube():
+    # Video 1's two tubes gain 0.3 and 0.0, video 2's one tube 0.6: (0.3 + 0 + 0.6) / 3 = 0.3
+    # per tube (0.375 averaged per video, 0.45 on best overlaps)
+    smoothed = np.array([[0.8, 0.2], [0.7, np.nan]])
+    not_smoothed = np.array([[0.5, 0.2], [0.1, np.nan]])
+    result = compare(Comparison("g", "a", "b", "gain"), (smoothed, not_smoothed),
+                     (not_smoothed, not_smoothed), resamples=50)
+    assert result.better.value == pytest.approx(0.3) and result.worse.value == 0.0
 
 
 def test_map_needs_its_metric():

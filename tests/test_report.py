@@ -37,11 +37,11 @@ def test_tables_put_our_percentages_and_intervals_beside_the_papers():
 
 
 def test_fig4_intervals_are_wilson_for_recall_and_bootstrap_for_map():
-    """Two methods' tubes over 4 videos; recall at 0.5 of overlaps 0.9, 0.6, 0.1, 0.0 is 2/4,
-    whose Wilson interval is [0.150, 0.850]."""
+    """Tubes of 4 videos, one ground-truth tube each; recall at 0.5 of overlaps 0.9, 0.6, 0.1,
+    0.0 is 2/4, whose Wilson interval is [0.150, 0.850]."""
     tubes = {"VideoLSTM": pd.DataFrame({
-        "label": [0, 0, 1, 1], "smoothed": [0.9, 0.6, 0.1, 0.0],
-        "not smoothed": [0.9, 0.6, 0.6, 0.0], "score_0": [0.9, 0.8, 0.2, 0.1],
+        "label": [0, 0, 1, 1], "smoothed 0": [0.9, 0.6, 0.1, 0.0],
+        "not smoothed 0": [0.9, 0.6, 0.6, 0.0], "score_0": [0.9, 0.8, 0.2, 0.1],
         "score_1": [0.1, 0.2, 0.8, 0.9]}, index=["a", "b", "c", "d"])}
     recall = pd.DataFrame({"iou": [0.5], "VideoLSTM, smoothed": [0.5]})
     out = report.with_intervals(recall, tubes, "recall")

@@ -79,6 +79,14 @@ def test_bootstrap_resamples_a_tuple_jointly():
     assert low == pytest.approx(2.0) and high == pytest.approx(2.0)
 
 
+def test_bootstrap_resamples_keep_the_videos_order():
+    # Every resample lists its videos in their order (here 0 .. 29), so a ranked statistic
+    # breaks ties in test-list order as on all videos; unordered draws would not be sorted.
+    def in_order(videos):
+        return float(np.all(np.diff(videos) >= 0))
+    assert bootstrap_interval(np.arange(30), in_order, resamples=50) == (1.0, 1.0)
+
+
 def test_bootstrap_rejects_arrays_of_different_lengths():
     with pytest.raises(ValueError, match="first"):
         bootstrap_interval((np.zeros(3), np.zeros(4)), lambda a, b: 0.0)

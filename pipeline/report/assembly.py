@@ -155,7 +155,8 @@ def classification(evaluations: dict[tuple, Path], fused: dict[int, Path]):
 
 def localized(dataset: str, inputs: Localized, folder: Path):
     """Fig. 4 tables with 95% intervals and plots, a Fig. 3-style strip of one test video,
-    and the per-video tube evidence of VideoLSTM and ALSTM for the claims."""
+    and the tube evidence of VideoLSTM and ALSTM for the claims (per video in test-list
+    order, with the overlap of each of its ground-truth tubes)."""
     from pipeline import localization_eval
     from pipeline.report import evidence, figures
     manifest = read_manifest(inputs.manifest)
@@ -182,10 +183,11 @@ def localized(dataset: str, inputs: Localized, folder: Path):
     for name in LOCALIZED:
         table = tubes[name].loc[videos]
         key = f"fig4/{name.lower()}"
-        measurements[f"{key}/smoothed"] = (table["smoothed"].to_numpy(),
-                                           evidence.score_matrix(table),
+        smoothed, not_smoothed = (evidence.overlap_matrix(table, variant)
+                                  for variant in ("smoothed", "not smoothed"))
+        measurements[f"{key}/smoothed"] = (smoothed, evidence.score_matrix(table),
                                            table["label"].to_numpy())
-        measurements[key] = (table["smoothed"].to_numpy(), table["not smoothed"].to_numpy())
+        measurements[key] = (smoothed, not_smoothed)
     return frames, shown, measurements
 
 

@@ -157,10 +157,13 @@ def compare(comparison: Comparison, better, worse, map_at=None, *, resamples=200
             seed=0) -> ComparisonResult:
     """Estimates, paired test and outcome of one comparison from its two measurements.
 
-    accuracy: bool (V,) correct per video; recall: overlaps (V,) (or the map tuple, whose
-    first element they are), success = overlap >= RECALL_IOU; both by Wilson interval and
-    McNemar. map: (overlaps (V,), scores (V, C), labels (V,)) scored by `map_at`; gain:
-    (smoothed overlaps (V,), not-smoothed overlaps (V,)); both by bootstrap.
+    accuracy: bool (V,) correct per video. recall: overlaps (V, K) of each video's tube with
+    its ground-truth tubes, NaN past a video's tubes (or the map tuple, whose first element
+    they are); a success is a ground-truth tube overlapping > RECALL_IOU, counted per tube as
+    recall.csv counts them, so McNemar pairs the two methods tube by tube. Both by Wilson
+    interval and McNemar. map: (overlaps (V, K), scores (V, C), labels (V,)) scored by
+    `map_at`; gain: (smoothed overlaps (V, K), not-smoothed overlaps (V, K)), the mean change
+    per ground-truth tube; both by a bootstrap over videos, each with all its tubes.
     """
     if comparison.metric in ("accuracy", "recall"):
         flags = [_successes(comparison.metric, m) for m in (better, worse)]
@@ -240,13 +243,15 @@ def claims_markdown(results) -> str:
     lines = [
         "## Claims", "",
         f"Each claim was written down before any result. Comparisons are paired over the same "
-        f"test videos: exact McNemar for accuracy and recall@{RECALL_IOU} (per-video success), "
-        f"paired bootstrap of the difference for mAP and the smoothing gain.",
+        f"test videos: exact McNemar for accuracy (per video) and recall@{RECALL_IOU} (per "
+        f"ground-truth tube, overlap > {RECALL_IOU}, as recall.csv counts), paired bootstrap "
+        f"over videos, each with all its tubes, of the difference for mAP and the smoothing gain.",
         f"A comparison is better or worse when the difference has that sign with p < {ALPHA}; "
         f"a claim holds when all its comparisons are better, does not hold when any is worse, "
         f"and is inconclusive otherwise.",
-        "Intervals are 95%: Wilson for accuracy and recall, percentile bootstrap over videos "
-        "for mAP and gain; numbers are percent, the gain in percentage points of mean overlap. "
+        "Intervals are 95%: Wilson for accuracy (over videos) and recall (over ground-truth "
+        "tubes), percentile bootstrap over videos for mAP and gain; numbers are percent, the "
+        "gain in percentage points of mean overlap per ground-truth tube. "
         "A bootstrap p of 0 means no resample reached the opposite sign.", "",
         "| Claim | Hypothesis | Comparison | Ours | Test | p | Outcome | Verdict |",
         "|---|---|---|---|---|---:|---|---|",
@@ -262,17 +267,19 @@ def claims_markdown(results) -> str:
 
 
 def _successes(metric: str, measurement) -> np.ndarray:
-    """Per-video success flags: correctness for accuracy, overlap >= RECALL_IOU for recall."""
+    """Success flags: per video correctness for accuracy; for recall, per ground-truth tube
+    (video by video, NaN entries being no tube) an overlap > RECALL_IOU."""
     if metric == "accuracy":
         return np.asarray(measurement, dtype=bool)
     overlaps = measurement[0] if isinstance(measurement, tuple) else measurement
-    return np.asarray(overlaps, dtype=np.float64) >= RECALL_IOU
+    overlaps = np.asarray(overlaps, dtype=np.float64).ravel()
+    return overlaps[np.isfinite(overlaps)] > RECALL_IOU
 
 
 def _statistic(metric: str, map_at) -> Callable[..., float]:
     """The bootstrapped statistic of a map or gain measurement."""
     if metric == "gain":
-        return lambda smoothed, not_smoothed: float(np.mean(smoothed - not_smoothed))
+        return lambda smoothed, not_smoothed: float(np.nanmean(smoothed - not_smoothed))
     if map_at is None:
         raise ValueError("a map comparison needs map_at(overlaps, scores, labels)")
     return map_at

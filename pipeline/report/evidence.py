@@ -24,56 +24,89 @@ def correct_per_video(scores_csv: str | Path) -> pd.Series:
 
 
 def common_videos(series: Mapping[str, pd.Series]) -> list[str]:
-    """The test videos every measurement has (videos skipped by one stream drop out of all),
-    sorted, so that every comparison is made on the same videos."""
-    shared = set.intersection(*(set(s.index) for s in series.values())) if series else set()
-    return sorted(shared)
+    """The test videos every measurement has (videos skipped by one stream drop out of all), in
+    the first measurement's order (the test list's for tube evidence: score ties rank in it),
+    so that every comparison is made on the same videos."""
+    if not series:
+        return []
+    first, *others = series.values()
+    shared = set(first.index).intersection(*(s.index for s in others))
+    return [video for video in first.index if video in shared]
 
 
 def tube_evidence(tube_path: str | Path, truth: Mapping[str, metrics.GroundTruth]
                   ) -> pd.DataFrame:
-    """Per localized video: label, the best overlap of its smoothed and not-smoothed tube
-    with a ground-truth tube, and its tube class scores (columns score_0 ...)."""
+    """Per ground-truth video, in the order of `truth` (the test list's): label, the overlap of
+    its smoothed and not-smoothed tube with each of its ground-truth tubes (columns
+    "smoothed 0", "smoothed 1", ..., NaN past its tubes) and its tube class scores (score_0
+    ...). A video the shard lacks overlaps 0 and has NaN scores, as in the tables (map.csv and
+    recall.csv count its tubes as missed)."""
     rows = []
     with cache.Shard(tube_path) as shard:
-        for video in shard.videos:
-            row = {"video_id": video, "label": truth[video].label}
+        localized = set(shard.videos)
+        for video, gt in truth.items():
+            row = {"video_id": video, "label": gt.label}
             for name, variant in VARIANTS.items():
-                tube = metrics.Tube(0, shard.read(video, variant))
-                row[name] = max((metrics.tube_iou(tube, gt) for gt in truth[video].tubes),
-                                default=0.0)
-            row.update({f"score_{c}": s for c, s in enumerate(shard.read(video, "scores"))})
+                tube = metrics.Tube(0, shard.read(video, variant)) if video in localized else None
+                row.update({f"{name} {k}": 0.0 if tube is None else metrics.tube_iou(tube, t)
+                            for k, t in enumerate(gt.tubes)})
+            if video in localized:
+                row.update({f"score_{c}": s for c, s in enumerate(shard.read(video, "scores"))})
             rows.append(row)
-    return pd.DataFrame(rows).set_index("video_id").sort_index()
+    return pd.DataFrame(rows).set_index("video_id")
+
+
+def overlap_matrix(evidence: pd.DataFrame, variant: str) -> np.ndarray:
+    """The (V, K) overlaps of a tube_evidence table's `variant` ("smoothed" or "not smoothed")
+    with each video's ground-truth tubes, NaN past a video's tubes."""
+    prefix = f"{variant} "
+    tubes = sorted(int(c[len(prefix):]) for c in evidence.columns
+                   if c.startswith(prefix) and c[len(prefix):].isdigit())
+    return evidence[[f"{prefix}{k}" for k in tubes]].to_numpy(np.float64)
 
 
 def score_matrix(evidence: pd.DataFrame) -> np.ndarray:
-    """The (V, C) tube class scores of a tube_evidence table."""
+    """The (V, C) tube class scores of a tube_evidence table (NaN for a video not localized)."""
     return evidence[[c for c in evidence.columns if c.startswith("score_")]].to_numpy()
 
 
 def map_at(overlaps, scores, labels, threshold: float = RECALL_IOU) -> float:
-    """Video mAP of single-tube detections from per-video arrays: for each class present, the
-    videos ranked by their score for it, a hit when labelled so and overlapping >= threshold,
-    as many positives as videos of the class (one tube each); the mean over those classes."""
-    overlaps, scores, labels = (np.asarray(a) for a in (overlaps, scores, labels))
+    """Video mAP of single-tube detections from per-video arrays, counted as map.csv counts it
+    (metrics.video_map): overlaps (V, K) with each ground-truth tube (NaN past a video's
+    tubes; (V,) for one tube each), scores (V, C), NaN for a video without a detection, labels
+    (V,), rows in test-list order. For each class present, the detected videos ranked by their
+    score for it (ties in row order), a hit when labelled so and one of its tubes overlapping
+    > threshold, as many positives as ground-truth tubes of the class; the mean over classes.
+    A bootstrap over the rows resamples videos, each with all its tubes."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    overlaps = np.asarray(overlaps, dtype=np.float64).reshape(len(labels), -1)
+    tubes = np.isfinite(overlaps).sum(axis=1)
+    best = np.max(np.nan_to_num(overlaps, nan=0.0), axis=1)
+    detected = np.all(np.isfinite(scores), axis=1)
     aps = []
     for c in np.unique(labels):
-        hits = (labels == c) & (overlaps >= threshold)
-        aps.append(metrics.average_precision(scores[:, c], hits, int((labels == c).sum())))
+        hits = (labels == c) & (best > threshold)
+        aps.append(metrics.average_precision(scores[detected, c], hits[detected],
+                                             int(tubes[labels == c].sum())))
     return float(np.mean(aps))
 
 
 def recall_with_interval(overlaps, threshold: float) -> tuple[float, float, float]:
-    """Fraction of tubes overlapping >= threshold with its 95% Wilson interval."""
-    hits = np.asarray(overlaps) >= threshold
+    """Fraction of ground-truth tubes overlapping > threshold (recall.csv's value) with its 95%
+    Wilson interval over tubes: overlaps of any shape, NaN where there is no tube, so a video
+    with two tubes counts twice."""
+    overlaps = np.asarray(overlaps, dtype=np.float64)
+    hits = overlaps[np.isfinite(overlaps)] > threshold
     return (float(hits.mean()), *wilson_interval(int(hits.sum()), hits.size))
 
 
 def map_with_interval(evidence: pd.DataFrame, variant: str, threshold: float,
                       resamples: int = 1000) -> tuple[float, float, float]:
-    """Video mAP at a threshold with its 95% bootstrap interval over videos."""
-    values = (evidence[variant].to_numpy(), score_matrix(evidence), evidence["label"].to_numpy())
+    """Video mAP at a threshold (map.csv's value) with its 95% bootstrap interval over videos,
+    each resampled with all its ground-truth tubes."""
+    values = (overlap_matrix(evidence, variant), score_matrix(evidence),
+              evidence["label"].to_numpy())
 
     def statistic(overlaps, scores, labels):
         return map_at(overlaps, scores, labels, threshold)

@@ -77,15 +77,16 @@ class Accuracy(NamedTuple):
 def with_intervals(frame: pd.DataFrame, tubes: dict[str, pd.DataFrame], name: str
                    ) -> pd.DataFrame:
     """A Fig. 4 table (column iou, then "<method>, <variant>" columns) with each value's 95%
-    interval beside it: Wilson over videos for recall (``name`` "recall"), a bootstrap over
-    videos for video mAP ("map")."""
+    interval beside it, counted as the table counts: Wilson over ground-truth tubes for recall
+    (``name`` "recall"), a bootstrap over videos, each with its tubes, for video mAP ("map")."""
     from pipeline.report import evidence
     out = frame[["iou"]].copy()
     for column in frame.columns[1:]:
         method, variant = column.split(", ")
         interval = (evidence.recall_with_interval if name == "recall" else
                     lambda overlaps, t: evidence.map_with_interval(tubes[method], variant, t))
-        bounds = [interval(tubes[method][variant].to_numpy(), t)[1:] for t in frame["iou"]]
+        overlaps = evidence.overlap_matrix(tubes[method], variant)
+        bounds = [interval(overlaps, t)[1:] for t in frame["iou"]]
         out[column] = frame[column]
         out[f"{column} low"] = [b[0] for b in bounds]
         out[f"{column} high"] = [b[1] for b in bounds]
@@ -192,7 +193,8 @@ def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str
                                        frame[f"{curve} high"])]
             lines += [f"### {dataset}: {name} in %, 95% interval (CSV: "
                       f"`fig4_{name}_{dataset}.csv`)", "", _markdown(shown), ""]
-    lines += ["Recall intervals are Wilson over videos, mAP intervals a bootstrap over videos. "
+    lines += ["Recall intervals are Wilson over ground-truth tubes, mAP intervals a bootstrap "
+              "over videos (each with its tubes). "
               "\"Motion saliency\" is a baseline that learns nothing: the flow stream's pool5 "
               "energy put through the same box procedure, with VideoLSTM's class scores. The "
               "paper gives Fig. 4 as a plot only (no values in its text), so there is no paper "

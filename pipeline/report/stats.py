@@ -98,10 +98,12 @@ def _videos(values) -> tuple[np.ndarray, ...]:
 
 
 def _indices(n: int, resamples: int, seed: int):
-    """`resamples` draws of n video indices with replacement, fixed by the seed."""
+    """`resamples` draws of n video indices with replacement, fixed by the seed, in ascending
+    order: a resample keeps the videos' order, in which ranked statistics (video mAP) break
+    score ties as the evaluator does (test-list order)."""
     rng = np.random.default_rng(seed)
     for _ in range(resamples):
-        yield rng.integers(0, n, n)
+        yield np.sort(rng.integers(0, n, n))
 
 
 def _percentile_interval(draws, confidence: float) -> tuple[float, float]:
