@@ -305,23 +305,29 @@ def test_hmdb51_accepts_a_byte_order_mark_and_names_a_latin1_file(hmdb):
 
 
 def _pyannot():
-    """A pyannot.pkl dict with the public file's types: numpy.str_ keys, uint8 labels, uint16
-    numf / sf / ef and uint16 x, y, w, h boxes in 1-based pixels, one of whose x + w (251 +
-    30) overflows uint8."""
+    """A pyannot.pkl dict in the public file's types: numpy.str_ keys, Python int labels, sf
+    and ef, x, y, w, h boxes in 1-based pixels; numf and each tube's boxes uint8, or uint16
+    where a value exceeds 255 (v_Basketball_g10_c01). One uint8 box has x + w = 251 + 30,
+    which wraps to 25 if added in uint8."""
     return {
         np.str_("Basketball/v_Basketball_g01_c02"): {
-            "label": np.uint8(0), "numf": np.uint16(40),
-            "annotations": [{"label": np.uint8(0), "sf": np.uint16(3), "ef": np.uint16(6),
+            "label": 0, "numf": np.uint8(40),
+            "annotations": [{"label": 0, "sf": 3, "ef": 6,
                              "boxes": np.array([[11, 21, 30, 40], [12, 21, 30, 41],
-                                                [251, 22, 30, 41]], dtype=np.uint16)}],
+                                                [251, 22, 30, 41]], dtype=np.uint8)}],
+        },
+        np.str_("Basketball/v_Basketball_g10_c01"): {
+            "label": 0, "numf": np.uint16(300),
+            "annotations": [{"label": 0, "sf": 290, "ef": 291,
+                             "boxes": np.array([[301, 11, 20, 30]], dtype=np.uint16)}],
         },
         np.str_("BasketballDunk/v_BasketballDunk_g11_c04"): {
-            "label": np.uint8(1), "numf": np.uint16(25),
+            "label": 1, "numf": np.uint8(25),
             "annotations": [
-                {"label": np.uint8(1), "sf": np.uint16(0), "ef": np.uint16(2),
-                 "boxes": np.array([[1, 1, 5, 6], [2, 1, 5, 6]], dtype=np.uint16)},
-                {"label": np.uint8(1), "sf": np.uint16(10), "ef": np.uint16(11),
-                 "boxes": np.array([[50, 60, 7, 8]], dtype=np.uint16)},
+                {"label": 1, "sf": 0, "ef": 2,
+                 "boxes": np.array([[1, 1, 5, 6], [2, 1, 5, 6]], dtype=np.uint8)},
+                {"label": 1, "sf": 10, "ef": 11,
+                 "boxes": np.array([[50, 60, 7, 8]], dtype=np.uint8)},
             ],
         },
     }
@@ -336,12 +342,16 @@ def _dump(path: Path, obj, protocol=2):
 @pytest.mark.parametrize("protocol", [2, 5])
 def test_read_annotations_converts_to_zero_based_corners(tmp_path, protocol):
     tubes = thumos13.read_annotations(_dump(tmp_path / "pyannot.pkl", _pyannot(), protocol))
-    assert set(tubes) == {"v_Basketball_g01_c02", "v_BasketballDunk_g11_c04"}
+    assert set(tubes) == {"v_Basketball_g01_c02", "v_Basketball_g10_c01",
+                          "v_BasketballDunk_g11_c04"}
     (tube,) = tubes["v_Basketball_g01_c02"]
     assert tube["start"] == 3 and tube["boxes"].dtype == np.float32
-    # x1 = x - 1, y1 = y - 1, x2 = x1 + w, y2 = y1 + h
+    # x1 = x - 1, y1 = y - 1, x2 = x1 + w, y2 = y1 + h, widened before adding: 250 + 30 = 280
     np.testing.assert_array_equal(tube["boxes"][0], [10, 20, 40, 60])
     np.testing.assert_array_equal(tube["boxes"][2], [250, 21, 280, 62])
+    (wide,) = tubes["v_Basketball_g10_c01"]
+    assert wide["start"] == 290
+    np.testing.assert_array_equal(wide["boxes"], [[300, 10, 320, 40]])
     dunk = tubes["v_BasketballDunk_g11_c04"]
     assert [t["start"] for t in dunk] == [0, 10]
     np.testing.assert_array_equal(dunk[1]["boxes"], [[49, 59, 56, 67]])
@@ -360,21 +370,32 @@ def test_read_annotations_accepts_numpy_1_module_names(tmp_path):
 def test_write_annotations_round_trips_through_the_public_format(tmp_path):
     path = tmp_path / "pyannot.pkl"
     boxes = np.array([[4.2, 5.0, 20.0, 30.6], [5.0, 5.0, 21.0, 31.0]], dtype=np.float32)
-    key = "Bounce/v_Bounce_g01_c01"
-    thumos13.write_annotations(path, {key: [{"start": 2, "boxes": boxes}]},
-                               labels={key: 3}, numf={key: 9})
+    wide = np.array([[249.0, 5.0, 281.0, 31.0]], dtype=np.float32)  # x + w = 250 + 32
+    far = np.array([[299.0, 5.0, 310.0, 31.0]], dtype=np.float32)  # x = 300: uint16 boxes
+    key, long_key = "Bounce/v_Bounce_g01_c01", "Bounce/v_Bounce_g01_c02"
+    thumos13.write_annotations(
+        path, {key: [{"start": 2, "boxes": boxes}, {"start": 0, "boxes": wide}],
+               long_key: [{"start": 280, "boxes": far}]},
+        labels={key: 3, long_key: 3}, numf={key: 9, long_key: 300})
     with open(path, "rb") as f:
         raw = pickle.load(f)
     assert all(type(k) is np.str_ for k in raw)
     entry = raw[key]
     assert entry["label"] == 3 and entry["numf"] == 9
-    assert (type(entry["label"]), type(entry["numf"])) == (np.uint8, np.uint16)
-    (ann,) = entry["annotations"]
+    assert (type(entry["label"]), type(entry["numf"])) == (int, np.uint8)
+    assert type(raw[long_key]["numf"]) is np.uint16 and raw[long_key]["numf"] == 300
+    ann, ann_wide = entry["annotations"]
     assert (ann["sf"], ann["ef"], ann["label"]) == (2, 4, 3)
-    assert ann["boxes"].dtype == np.uint16
+    assert {type(ann[k]) for k in ("sf", "ef", "label")} == {int}
+    assert ann["boxes"].dtype == ann_wide["boxes"].dtype == np.uint8
     np.testing.assert_array_equal(ann["boxes"], [[5, 6, 16, 26], [6, 6, 16, 26]])
-    (tube,) = thumos13.read_annotations(path)["v_Bounce_g01_c01"]
-    np.testing.assert_array_equal(tube["boxes"], np.rint(boxes))
+    np.testing.assert_array_equal(ann_wide["boxes"], [[250, 6, 32, 26]])
+    (ann_far,) = raw[long_key]["annotations"]
+    assert ann_far["boxes"].dtype == np.uint16
+    tubes = thumos13.read_annotations(path)
+    np.testing.assert_array_equal(tubes["v_Bounce_g01_c01"][0]["boxes"], np.rint(boxes))
+    np.testing.assert_array_equal(tubes["v_Bounce_g01_c01"][1]["boxes"], wide)
+    np.testing.assert_array_equal(tubes["v_Bounce_g01_c02"][0]["boxes"], far)
 
 
 class _RunsCode:
@@ -415,7 +436,7 @@ def test_thumos13_split_keeps_annotated_classes_and_attaches_tubes(ucf, tmp_path
     assert rows.loc["v_Basketball_g08_c03", "tubes"] == ""  # listed but not annotated
     # numf kept for the frame-count check; 0 for a video the file does not annotate
     assert rows["annotated_frames"].to_dict() == {
-        "v_Basketball_g08_c03": 0, "v_Basketball_g10_c01": 0, "v_BasketballDunk_g11_c04": 25,
+        "v_Basketball_g08_c03": 0, "v_Basketball_g10_c01": 300, "v_BasketballDunk_g11_c04": 25,
         "v_Basketball_g01_c02": 40, "v_BasketballDunk_g02_c01": 0}
 
 
@@ -448,7 +469,7 @@ def test_probe_frames_judges_boxes_by_the_decoded_count_not_the_header(
     # although the header says 12; boxes annotated on 12 frames do not, whatever the header.
     splits, videos = ucf
     data = _pyannot()
-    data["Basketball/v_Basketball_g01_c02"]["numf"] = np.uint16(numf)
+    data["Basketball/v_Basketball_g01_c02"]["numf"] = np.uint8(numf)
     video = videos / "Basketball" / "v_Basketball_g01_c02.avi"
     _write_frames(video, decoded)
     claim_frames(video, header)

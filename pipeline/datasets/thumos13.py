@@ -6,9 +6,12 @@ keyed "Class/v_Class_gXX_cYY" whose values are
     {"label": int (0-based among the 24 classes), "numf": int (frames in the video),
      "annotations": [{"label": int, "sf": int (0-based first frame), "ef": int (exclusive end),
                       "boxes": ndarray (ef - sf, 4) int of x, y, w, h in 1-based pixels}]}.
-It is read with a restricted unpickler that rebuilds only numpy arrays and builtin values, so
-a shared annotation file cannot run code. Tubes are returned as 0-based x1, y1, x2, y2 float32
-boxes with x2 = x1 + w, y2 = y1 + h.
+In the public file the labels, sf and ef are Python ints, numf is numpy uint8 (2,864 videos)
+or uint16 (330), and boxes are uint8 (4,291 tubes) or uint16 (167). It is read with a
+restricted unpickler that rebuilds only numpy arrays and builtin values, so a shared
+annotation file cannot run code. Tubes are returned as 0-based x1, y1, x2, y2 float32 boxes
+with x2 = x1 + w, y2 = y1 + h, widened to float32 before adding (x1 + w exceeds 255 in 1,418
+of the uint8 tubes).
 """
 
 from __future__ import annotations
@@ -132,8 +135,9 @@ def write_annotations(
     """Write tubes (0-based x1, y1, x2, y2 boxes) in the pyannot.pkl format read above.
 
     Keys are "Class/video"; boxes are rounded to whole pixels. The values have the public
-    file's types: numpy.str_ keys, uint8 labels, uint16 frame numbers and uint16 boxes (whose
-    x + w a reader must not add in uint8).
+    file's types: numpy.str_ keys, Python int labels, sf and ef, and numf and each tube's boxes
+    in the smallest unsigned type that holds them (uint8, or uint16 past 255), so most boxes
+    are uint8 and a reader must not add x + w in their type.
     """
     path = Path(path)
     data = {}
@@ -144,10 +148,10 @@ def write_annotations(
             x1y1x2y2 = np.rint(corners).astype(np.int32)
             xywh = np.concatenate([x1y1x2y2[:, :2] + 1, x1y1x2y2[:, 2:] - x1y1x2y2[:, :2]], axis=1)
             start = int(tube["start"])
-            annotations.append({"label": np.uint8(labels[key]), "sf": np.uint16(start),
-                                "ef": np.uint16(start + len(xywh)),
-                                "boxes": xywh.astype(np.uint16)})
-        data[np.str_(key)] = {"label": np.uint8(labels[key]), "numf": np.uint16(numf[key]),
+            annotations.append({"label": int(labels[key]), "sf": start, "ef": start + len(xywh),
+                                "boxes": xywh.astype(np.min_scalar_type(xywh.max(initial=0)))})
+        data[np.str_(key)] = {"label": int(labels[key]),
+                              "numf": np.min_scalar_type(numf[key]).type(numf[key]),
                               "annotations": annotations}
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
