@@ -118,9 +118,13 @@ def test_tube_evidence_gives_the_tables_numbers_and_intervals_around_them(tmp_pa
         assert evidence.map_with_interval(tubes["VideoLSTM"], "smoothed", t, 50)[0] == value
 
 
-def test_streaming_equals_the_whole_sequence_run(shards):  # noqa: F811
+@pytest.mark.parametrize("initial_state", ["zero", "mean"])
+def test_streaming_equals_the_whole_sequence_run(shards, initial_state):  # noqa: F811
+    """Under both initial states: with "mean" the stream starts from the whole video's mean
+    states, as the whole-sequence run does (from frame 0's alone it would differ)."""
     paths, descriptions, _ = shards
-    sizes = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
+    sizes = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5,
+                       initial_state=initial_state)
     model = build_model("videolstm", 2, (3, 3, 5), sizes, "motion", (3, 3, 5))
     inputs = ModelInputs("rgb", "pool5", True)
     with FeatureSource(paths, inputs) as source:

@@ -115,7 +115,11 @@ def map_with_interval(evidence: pd.DataFrame, variant: str, threshold: float,
 
 def streaming_difference(model, source, videos: list[str]) -> float:
     """Largest absolute difference between frame scores (and attention maps) of the model run
-    frame by frame as a stream (FrameStepper) and run on each whole video at once (Sec. 4)."""
+    frame by frame as a stream (FrameStepper) and run on each whole video at once (Sec. 4).
+
+    The stream starts from the initial states the whole-sequence run uses (zero, or under
+    [model] initial_state = mean those of the mean over the whole video), so that like is
+    compared with like: the recurrence frame by frame against the sequence at once."""
     from models.registry import FrameStepper
     from pipeline.training.loop import whole_video
     stepper = FrameStepper(model)
@@ -123,7 +127,7 @@ def streaming_difference(model, source, videos: list[str]) -> float:
     for video in videos:
         scores, attention = whole_video(model, source, video)
         inputs = source.frames(video, np.arange(source.length(video)))
-        states = stepper.initial_states(1)
+        states = stepper.initial_states(1, {name: array[None] for name, array in inputs.items()})
         for t in range(len(scores)):
             step_scores, step_attention, states = stepper.step(
                 {name: array[t][None] for name, array in inputs.items()}, states)
