@@ -79,6 +79,26 @@ def test_the_head_is_dense_relu_dropout_softmax_on_the_flattened_state():
     assert np.abs(np.asarray(head(state, training=True)) - expected).max() > 1e-4
 
 
+def test_the_heads_dropout_masks_the_dense_layers_output():
+    """In training, every frame's scores are the NumPy head with some keep-mask m over the
+    dense units: softmax((m * relu(x w1 + b1) / (1 - rate)) w2 + b2), searched over all
+    2^6 masks. Dropout anywhere else (e.g. on the state before the dense layer) matches none."""
+    model = build("convlstm")
+    head = model.get_layer("head")
+    rng = np.random.default_rng(2)
+    state = rng.normal(size=(B, T, N, N, SIZES.hidden)).astype("float32")
+    w1, b1, w2, b2 = (np.asarray(v.numpy(), dtype=np.float64) for v in head.weights)
+    hidden = np.maximum(state.reshape(B * T, -1) @ w1 + b1, 0)
+    masks = (np.arange(2 ** SIZES.dense)[:, None] >> np.arange(SIZES.dense)) & 1  # (64, 6)
+    logits = (masks[None] * hidden[:, None] / (1 - SIZES.dropout)) @ w2 + b2
+    candidates = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    scores = np.asarray(head(state, training=True), dtype=np.float64).reshape(B * T, 1, -1)
+    distance = np.abs(candidates - scores).max(axis=-1)
+    assert distance.min(axis=1).max() < 1e-5
+    kept = masks[distance.argmin(axis=1)]
+    assert 0 < kept.mean() < 1  # units were dropped and kept
+
+
 @pytest.mark.parametrize("arch, attention", VARIANTS)
 def test_streaming_frame_by_frame_equals_the_sequence(arch, attention):
     model = build(arch, attention)
