@@ -6,6 +6,7 @@ import pytest
 
 from models.registry import ModelSizes, build_model
 from pipeline import cache, localization_eval, scoring
+from pipeline.manifest import encode_tubes
 from pipeline.metrics import GroundTruth, Tube
 from pipeline.report import evidence, report
 from pipeline.report.stats import wilson_interval
@@ -82,6 +83,18 @@ def two_tube_case(tmp_path):
             writer.add(video, {"raw": boxes, "smooth": boxes,
                                "scores": np.asarray(scores, np.float64)})
     return path, truth
+
+
+def test_ground_truth_keeps_the_manifests_test_list_order():
+    # testlist01.txt lists Basketball/v_Basketball_g01_c01 before BasketballDunk/...: score
+    # ties rank in this order, which sorting the bare ids would reverse
+    tube = encode_tubes([{"start": 0, "boxes": box_tube(ACTOR)}])
+    manifest = pd.DataFrame({"video_id": ["v_Basketball_g01_c01", "v_BasketballDunk_g01_c01",
+                                          "v_Basketball_g02_c01"],
+                             "label_index": [0, 1, 0], "split": ["test", "test", "train"],
+                             "tubes": [tube, tube, tube]})
+    truth = localization_eval.ground_truth(manifest)
+    assert list(truth) == ["v_Basketball_g01_c01", "v_BasketballDunk_g01_c01"]
 
 
 def test_tube_evidence_gives_the_tables_numbers_and_intervals_around_them(tmp_path):
