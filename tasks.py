@@ -549,22 +549,25 @@ class ReproducePaper(luigi.Task):
     datasets = luigi.ListParameter(default=[config.run().dataset])
 
     def evaluations(self, dataset: str) -> dict:
-        return {(split, *cell): Evaluate(dataset=dataset, split=split, stream=stream, arch=arch,
-                                         attention=attention)
-                for split in SPLITS[dataset]
+        """(replicate, split, table, row, column) -> the Evaluate of that table cell."""
+        return {(replicate, split, *cell): Evaluate(
+                    dataset=dataset, split=split, stream=stream, arch=arch, attention=attention,
+                    replicate=replicate)
+                for replicate in range(config.run().replicates) for split in SPLITS[dataset]
                 for cell, (arch, stream, attention) in assembly.CELLS.items()}
 
     def requires(self):
         needs = {}
+        replicates = range(config.run().replicates)
         for dataset in self.datasets:
             config.dataset_folders(dataset)
             if dataset in assembly.CLASSIFICATION:
                 needs[("evaluate", dataset)] = self.evaluations(dataset)
-                needs[("fuse", dataset)] = [Fuse(dataset=dataset, split=s)
-                                            for s in SPLITS[dataset]]
+                needs[("fuse", dataset)] = [Fuse(dataset=dataset, split=s, replicate=r)
+                                            for r in replicates for s in SPLITS[dataset]]
             if dataset in assembly.LOCALIZATION:
-                needs[("localize", dataset)] = EvaluateLocalization(dataset=dataset, split=1,
-                                                                    stream="rgb")
+                needs[("localize", dataset)] = [EvaluateLocalization(
+                    dataset=dataset, split=1, stream="rgb", replicate=r) for r in replicates]
         return needs
 
     def output(self):
@@ -577,7 +580,6 @@ class ReproducePaper(luigi.Task):
             return Path(task.output().path)
         needs, shards = self.requires(), range(config.run().shards)
         evaluations = needs.get(("evaluate", dataset), {})
-        localized = needs.get(("localize", dataset))
         stages = {"ComputeFlow": [descriptions.flow_shard(dataset, s) for s in shards]}
         stages.update({f"ExtractFeatures {stream}": [
             descriptions.features_shard(dataset, stream, s) for s in shards] for stream in STREAMS})
@@ -585,12 +587,14 @@ class ReproducePaper(luigi.Task):
             name=dataset, splits=SPLITS[dataset], shards=stages,
             manifests=tuple(descriptions.manifest_path(dataset, s) for s in SPLITS[dataset]),
             evaluations={cell: path(task) for cell, task in evaluations.items()},
-            models={task.model_name(): path(task.requires()) for task in evaluations.values()},
-            fused={task.split: path(task) for task in needs.get(("fuse", dataset), [])},
-            localized=None if localized is None else assembly.Localized(
-                path(localized), descriptions.manifest_path(dataset, localized.split),
-                {name: path(task) for name, task in localized.requires().items()},
-                localized.sigma))
+            models={task.model_name(): path(task.requires()) for task in evaluations.values()
+                    if task.replicate == 0},
+            fused={(task.replicate, task.split): path(task)
+                   for task in needs.get(("fuse", dataset), [])},
+            localized=[assembly.Localized(
+                path(task), descriptions.manifest_path(dataset, task.split),
+                {name: path(tubes) for name, tubes in task.requires().items()}, task.sigma)
+                for task in needs.get(("localize", dataset), [])])
 
     def streaming_difference(self) -> float:
         """C5 on the first dataset's first split: VideoLSTM (rgb) streamed and whole."""

@@ -65,19 +65,24 @@ def map_at(overlaps, scores, labels, threshold: float = RECALL_IOU) -> float:
 
 
 def recall_with_interval(overlaps, threshold: float) -> tuple[float, float, float]:
-    """Fraction of tubes overlapping >= threshold with its 95% Wilson interval."""
-    hits = np.asarray(overlaps) >= threshold
-    return (float(hits.mean()), *wilson_interval(int(hits.sum()), hits.size))
+    """Fraction of tubes overlapping >= threshold with its 95% Wilson interval; ``overlaps``
+    (V,) or one row per replicate (K, V): the replicates' mean, its interval over the V."""
+    hits = np.atleast_2d(np.asarray(overlaps)) >= threshold
+    return (float(hits.mean()),
+            *wilson_interval(round(hits.mean() * hits.shape[1]), hits.shape[1]))
 
 
-def map_with_interval(evidence: pd.DataFrame, variant: str, threshold: float,
+def map_with_interval(evidence: list[pd.DataFrame], variant: str, threshold: float,
                       resamples: int = 1000) -> tuple[float, float, float]:
-    """Video mAP at a threshold with its 95% bootstrap interval over videos."""
-    values = (evidence[variant].to_numpy(), score_matrix(evidence), evidence["label"].to_numpy())
+    """Video mAP at a threshold (the mean over the replicates' tube evidence, one table each)
+    with its 95% bootstrap interval over videos."""
+    values = [(table[variant].to_numpy(), score_matrix(table), table["label"].to_numpy())
+              for table in evidence]
 
     def statistic(overlaps, scores, labels):
         return map_at(overlaps, scores, labels, threshold)
-    return (statistic(*values), *bootstrap_interval(values, statistic, resamples=resamples))
+    return (float(np.mean([statistic(*v) for v in values])),
+            *bootstrap_interval(values, statistic, resamples=resamples))
 
 
 def streaming_difference(model, source, videos: list[str]) -> float:
