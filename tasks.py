@@ -271,16 +271,27 @@ class ModelTask(DatasetTask):
     stream = Choice("stream", choices=STREAMS, default="rgb")
     arch = Choice("arch", choices=ARCHITECTURES, default="videolstm")
     attention = Choice("attention", choices=("appearance", "motion"), default="appearance")
+    replicate = luigi.IntParameter(default=0)
+    """Which of the [run] replicates training runs of the model: its training seed."""
 
     def model(self) -> tuple:
-        """(dataset, split, stream, arch, attention): what the descriptions of a model take."""
-        return self.dataset, self.split, self.stream, self.arch, self.attention
+        """(dataset, split, stream, arch, attention, replicate): what a model's descriptions
+        take."""
+        return self.dataset, self.split, self.stream, self.arch, self.attention, self.replicate
+
+    def same_model(self, task_class, **changes):
+        """``task_class`` (TrainModel, Evaluate, Localize) of this model, or of one that differs
+        by ``changes``."""
+        fields = dict(dataset=self.dataset, split=self.split, stream=self.stream, arch=self.arch,
+                      attention=self.attention, replicate=self.replicate)
+        return task_class(**{**fields, **changes})
 
     def inputs(self):
         return descriptions.model_inputs(self.arch, self.stream, self.attention)
 
     def model_name(self) -> str:
-        return descriptions.model_name(self.split, self.stream, self.arch, self.attention)
+        return descriptions.model_name(self.split, self.stream, self.arch, self.attention,
+                                       self.replicate)
 
     def streams(self) -> list[str]:
         return descriptions.model_streams(self.arch, self.stream, self.attention)
@@ -298,8 +309,7 @@ class ModelTask(DatasetTask):
         start = descriptions.pretrained_from(self.dataset)
         if start is None:
             return None
-        return TrainModel(dataset=start[0], split=start[1], stream=self.stream, arch=self.arch,
-                          attention=self.attention)
+        return self.same_model(TrainModel, dataset=start[0], split=start[1])
 
     def model_target(self, folder: str, description: dict, suffix: str = ""):
         """work/<dataset>/<folder>/<model name>-<hash><suffix>."""
@@ -334,7 +344,7 @@ class TrainModel(ModelTask):
             Path(tmp).mkdir(parents=True)
             trained = loop.train_model(
                 Path(tmp), source, manifest, self.arch, record.attention, config.model().sizes(),
-                section, config.run().seed, checkpoints,
+                section, config.run().training_seed(self.replicate), checkpoints,
                 None if self.pretraining() is None else self.input()[-1].path,
                 lambda epoch, row: self.report_progress(100.0 * (epoch + 1) / section.epochs,
                                                         f"epoch {epoch + 1}: {row}"))
@@ -348,8 +358,7 @@ class Evaluate(ModelTask):
     """Per-video class scores of the test videos (25 segments of 30 frames) and accuracy  [5.2]."""
 
     def requires(self):
-        return TrainModel(dataset=self.dataset, split=self.split, stream=self.stream,
-                          arch=self.arch, attention=self.attention)
+        return self.same_model(TrainModel)
 
     def output(self):
         return self.model_target("evaluation",
@@ -375,15 +384,20 @@ class Fuse(DatasetTask):
     given in [fusion], the weighted product with iDT and object scores (Table 4)."""
 
     split = luigi.IntParameter(default=1)
+    replicate = luigi.IntParameter(default=0)
 
     def requires(self):
         return {stream: Evaluate(dataset=self.dataset, split=self.split, stream=stream,
-                                 arch="videolstm", attention="motion") for stream in STREAMS}
+                                 arch="videolstm", attention="motion", replicate=self.replicate)
+                for stream in STREAMS}
 
     def output(self):
-        description = descriptions.fusion_description(self.dataset, self.split, STREAMS)
+        description = descriptions.fusion_description(self.dataset, self.split, STREAMS,
+                                                      self.replicate)
         folder = config.paths().folder("work") / self.dataset / "fusion"
-        return luigi.LocalTarget(str(folder / f"split{self.split}-{cache.short_hash(description)}"))
+        return luigi.LocalTarget(str(folder / (f"split{self.split}"
+                                               f"{descriptions.replicate_suffix(self.replicate)}-"
+                                               f"{cache.short_hash(description)}")))
 
     @locking.single_writer
     def run(self):
@@ -413,8 +427,7 @@ class Localize(LocalizationTask):
     averaged  [4]."""
 
     def requires(self):
-        return TrainModel(dataset=self.dataset, split=self.split, stream=self.stream,
-                          arch=self.arch, attention=self.attention)
+        return self.same_model(TrainModel)
 
     def output(self):
         return self.model_target("localization", self.description(), ".h5")
@@ -449,23 +462,26 @@ class MotionSaliencyTubes(DatasetTask):
     VideoLSTM's tube class scores, so only the map that boxes are drawn from differs."""
 
     split = luigi.IntParameter(default=1)
+    replicate = luigi.IntParameter(default=0)
     theta = luigi.FloatParameter(default=100.0)
     sigma = luigi.FloatParameter(default=8.0)
     frac = luigi.FloatParameter(default=0.3)
 
     def requires(self):
         return {"scores": Localize(dataset=self.dataset, split=self.split, stream="rgb",
-                                   arch="videolstm", attention="motion", theta=self.theta,
+                                   arch="videolstm", attention="motion",
+                                   replicate=self.replicate, theta=self.theta,
                                    sigma=self.sigma, frac=self.frac),
                 "flow": [ExtractFeatures(dataset=self.dataset, stream="flow", shard=s)
                          for s in range(config.run().shards)]}
 
     def description(self) -> dict:
-        return descriptions.saliency_tubes_description(self.dataset, self.split, self.theta,
-                                                       self.sigma, self.frac)
+        return descriptions.saliency_tubes_description(self.dataset, self.split, self.replicate,
+                                                       self.theta, self.sigma, self.frac)
 
     def output(self):
-        name = f"motion-saliency-split{self.split}-{cache.short_hash(self.description())}.h5"
+        name = (f"motion-saliency-split{self.split}{descriptions.replicate_suffix(self.replicate)}"
+                f"-{cache.short_hash(self.description())}.h5")
         return luigi.LocalTarget(str(config.paths().folder("work") / self.dataset
                                      / "localization" / name))
 
@@ -498,19 +514,21 @@ class EvaluateLocalization(LocalizationTask):
 
     def requires(self):
         tubes = {name: Localize(dataset=self.dataset, split=self.split, stream="rgb", arch=arch,
-                                attention=attention, theta=self.theta, sigma=self.sigma,
-                                frac=self.frac)
+                                attention=attention, replicate=self.replicate, theta=self.theta,
+                                sigma=self.sigma, frac=self.frac)
                  for name, (arch, attention) in LOCALIZED.items()}
         tubes[BASELINE] = MotionSaliencyTubes(dataset=self.dataset, split=self.split,
-                                              theta=self.theta, sigma=self.sigma, frac=self.frac)
+                                              replicate=self.replicate, theta=self.theta,
+                                              sigma=self.sigma, frac=self.frac)
         return tubes
 
     def output(self):
         description = descriptions.localization_evaluation_description(
-            self.dataset, self.split, self.theta, self.sigma, self.frac)
+            self.dataset, self.split, self.replicate, self.theta, self.sigma, self.frac)
         folder = config.paths().folder("work") / self.dataset / "localization"
-        return luigi.LocalTarget(str(folder / f"evaluation-split{self.split}-"
-                                      f"{cache.short_hash(description)}"))
+        return luigi.LocalTarget(str(folder / (f"evaluation-split{self.split}"
+                                               f"{descriptions.replicate_suffix(self.replicate)}-"
+                                               f"{cache.short_hash(description)}")))
 
     @locking.single_writer
     def run(self):
@@ -531,22 +549,25 @@ class ReproducePaper(luigi.Task):
     datasets = luigi.ListParameter(default=[config.run().dataset])
 
     def evaluations(self, dataset: str) -> dict:
-        return {(split, *cell): Evaluate(dataset=dataset, split=split, stream=stream, arch=arch,
-                                         attention=attention)
-                for split in SPLITS[dataset]
+        """(replicate, split, table, row, column) -> the Evaluate of that table cell."""
+        return {(replicate, split, *cell): Evaluate(
+                    dataset=dataset, split=split, stream=stream, arch=arch, attention=attention,
+                    replicate=replicate)
+                for replicate in range(config.run().replicates) for split in SPLITS[dataset]
                 for cell, (arch, stream, attention) in assembly.CELLS.items()}
 
     def requires(self):
         needs = {}
+        replicates = range(config.run().replicates)
         for dataset in self.datasets:
             config.dataset_folders(dataset)
             if dataset in assembly.CLASSIFICATION:
                 needs[("evaluate", dataset)] = self.evaluations(dataset)
-                needs[("fuse", dataset)] = [Fuse(dataset=dataset, split=s)
-                                            for s in SPLITS[dataset]]
+                needs[("fuse", dataset)] = [Fuse(dataset=dataset, split=s, replicate=r)
+                                            for r in replicates for s in SPLITS[dataset]]
             if dataset in assembly.LOCALIZATION:
-                needs[("localize", dataset)] = EvaluateLocalization(dataset=dataset, split=1,
-                                                                    stream="rgb")
+                needs[("localize", dataset)] = [EvaluateLocalization(
+                    dataset=dataset, split=1, stream="rgb", replicate=r) for r in replicates]
         return needs
 
     def output(self):
@@ -559,7 +580,6 @@ class ReproducePaper(luigi.Task):
             return Path(task.output().path)
         needs, shards = self.requires(), range(config.run().shards)
         evaluations = needs.get(("evaluate", dataset), {})
-        localized = needs.get(("localize", dataset))
         stages = {"ComputeFlow": [descriptions.flow_shard(dataset, s) for s in shards]}
         stages.update({f"ExtractFeatures {stream}": [
             descriptions.features_shard(dataset, stream, s) for s in shards] for stream in STREAMS})
@@ -567,12 +587,14 @@ class ReproducePaper(luigi.Task):
             name=dataset, splits=SPLITS[dataset], shards=stages,
             manifests=tuple(descriptions.manifest_path(dataset, s) for s in SPLITS[dataset]),
             evaluations={cell: path(task) for cell, task in evaluations.items()},
-            models={task.model_name(): path(task.requires()) for task in evaluations.values()},
-            fused={task.split: path(task) for task in needs.get(("fuse", dataset), [])},
-            localized=None if localized is None else assembly.Localized(
-                path(localized), descriptions.manifest_path(dataset, localized.split),
-                {name: path(task) for name, task in localized.requires().items()},
-                localized.sigma))
+            models={task.model_name(): path(task.requires()) for task in evaluations.values()
+                    if task.replicate == 0},
+            fused={(task.replicate, task.split): path(task)
+                   for task in needs.get(("fuse", dataset), [])},
+            localized=[assembly.Localized(
+                path(task), descriptions.manifest_path(dataset, task.split),
+                {name: path(tubes) for name, tubes in task.requires().items()}, task.sigma)
+                for task in needs.get(("localize", dataset), [])])
 
     def streaming_difference(self) -> float:
         """C5 on the first dataset's first split: VideoLSTM (rgb) streamed and whole."""

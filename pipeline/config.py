@@ -27,6 +27,9 @@ VGG16_LAYERS = ("block1_conv1", "block1_conv2", "block1_pool", "block2_conv1", "
 """The layers of Keras' VGG-16 after its input, in order, known without Keras so that
 [convnet] finetune_from is checked before any work."""
 FUSION_PLACEHOLDERS = ("dataset", "split")
+MAX_REPLICATES = 20
+"""Each replicate trains, evaluates and localizes every recurrent model once more."""
+REPLICATE_SEED_STRIDE = 1000
 
 
 def require(condition: bool, setting: str, message: str) -> None:
@@ -50,18 +53,28 @@ def config_files() -> str:
 
 
 class run(luigi.Config):
-    """What to run: dataset, profile name (names the reports folder), sharding, strictness."""
+    """What to run: dataset, profile name (names the reports folder), sharding, strictness,
+    the seed, and how many times every recurrent model is trained (``replicates``, each with
+    its own training seed, on the same cached features) so that a result is not one seed's."""
 
     dataset = luigi.ChoiceParameter(choices=DATASETS, default="synthetic")
     profile = luigi.Parameter(default="cpu")
     shards = luigi.IntParameter(default=4)
     strict = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     seed = luigi.IntParameter(default=0)
+    replicates = luigi.IntParameter(default=1)
 
     def validate(self) -> "run":
         require(self.shards > 0, "[run] shards", f"must be > 0, got {self.shards}")
         require(self.seed >= 0, "[run] seed", f"must be >= 0, got {self.seed}")
+        require(0 < self.replicates <= MAX_REPLICATES, "[run] replicates",
+                f"must be in [1, {MAX_REPLICATES}], got {self.replicates}")
         return self
+
+    def training_seed(self, replicate: int) -> int:
+        """The seed of a model's replicate: [run] seed for replicate 0 (the convnets' seed too),
+        seed + REPLICATE_SEED_STRIDE * replicate for the others."""
+        return self.seed + REPLICATE_SEED_STRIDE * replicate
 
 
 class paths(luigi.Config):

@@ -209,9 +209,38 @@ def test_table_and_markdown():
         row = next(r for r in rows if r.startswith(f"| {key} |"))
         assert f"**{expected}" in row
     # the verdict is shown on a claim's first row only: 12 table rows, 5 of them with a key;
-    # every row has the header's 8 cells (no stray "|" inside a cell)
+    # every row has the header's 9 cells (no stray "|" inside a cell)
     table_lines = [line for line in text.splitlines() if line.startswith("| ")]
     assert len(table_lines) == 1 + 12
-    assert {line.count("|") for line in table_lines} == {9}
+    assert {line.count("|") for line in table_lines} == {10}
     assert "3e-06" in rows[-1]
     assert "0.05" in text and "McNemar" in text and "Wilson" in text
+
+
+def test_replicates_are_pooled_over_videos_with_a_majority():
+    # 12 videos, 3 replicates. Replicate 0: A right and B wrong on every video (+1);
+    # replicates 1 and 2: B right and A wrong on video 0 only (-1/12 each). Per-video sums
+    # are [-1, +1 x 11], sign-flip p = P(|S| >= 10) = 2 * 13 / 4096, pooled difference > 0,
+    # but only one replicate of three goes A's way: no significant difference
+    right, wrong = np.ones(12, bool), np.zeros(12, bool)
+    only0 = np.arange(12) == 0
+    comparison = Comparison("A > B", "a", "b", "accuracy")
+    result = compare(comparison, [right, ~only0, ~only0], [wrong, right, right])
+    assert result.p_value == pytest.approx(26 / 4096)
+    assert result.difference == pytest.approx((12 - 1 - 1) / 36)
+    assert result.outcome == Outcome.NO_DIFFERENCE
+    assert result.replicates == (Outcome.BETTER, Outcome.NO_DIFFERENCE, Outcome.NO_DIFFERENCE)
+    assert result.test == "sign-flip over videos"
+    # the same evidence in two replicates of three is better
+    result = compare(comparison, [right, right, ~only0], [wrong, wrong, right])
+    assert result.outcome == Outcome.BETTER
+    assert result.better.value == pytest.approx(35 / 36)
+
+
+def test_majority_rule_of_outcome():
+    assert outcome(0.1, 0.01, [0.2, 0.1, -0.1]) == Outcome.BETTER
+    assert outcome(0.1, 0.01, [0.3, -0.1, -0.1]) == Outcome.NO_DIFFERENCE
+    assert outcome(-0.1, 0.01, [-0.2, -0.1, 0.1]) == Outcome.WORSE
+    assert outcome(0.1, 0.01, [0.1, -0.1]) == Outcome.NO_DIFFERENCE
+    with pytest.raises(ValueError, match="replicates against"):
+        compare(Comparison("A > B", "a", "b", "accuracy"), [GOOD, GOOD], [BAD])

@@ -121,14 +121,14 @@ def test_tube_evidence_gives_the_tables_numbers_and_intervals_around_them(tmp_pa
     np.testing.assert_array_equal(overlaps[0], [1, 0])
     np.testing.assert_array_equal(overlaps[4:], [[0.5, np.nan], [1, np.nan], [0, np.nan]])
     for name, table in tables.items():
-        out = report.with_intervals(table, tubes, name)
+        out = report.with_intervals(table, [tubes], name)
         for column in ("VideoLSTM, smoothed", "VideoLSTM, not smoothed"):
             assert (out[f"{column} low"] <= out[column]).all()
             assert (out[column] <= out[f"{column} high"]).all()
     for t, value in zip(thresholds, tables["recall"]["VideoLSTM, smoothed"]):
         assert evidence.recall_with_interval(overlaps, t)[0] == value
     for t, value in zip(thresholds, tables["map"]["VideoLSTM, smoothed"]):
-        assert evidence.map_with_interval(tubes["VideoLSTM"], "smoothed", t, 50)[0] == value
+        assert evidence.map_with_interval([tubes["VideoLSTM"]], "smoothed", t, 50)[0] == value
 
 
 @pytest.mark.parametrize("initial_state", ["zero", "mean"])

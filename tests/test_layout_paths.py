@@ -1,6 +1,7 @@
 """Every output path of ReproducePaper's task graph under the embedded default equals the one
-recorded in tests/fixtures/layout_paths.txt: moving code between modules leaves the cache and
-work paths, so their hashes, byte-identical."""
+recorded in tests/fixtures/layout_paths.txt (one training replicate): moving code between
+modules leaves the cache and work paths, so their hashes, byte-identical; more replicates only
+add the other replicates' outputs."""
 
 import os
 import subprocess
@@ -12,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "layout_paths.txt"
 
 SMALL = """
+[run]
+replicates = {replicates}
 [synthetic]
 classes = 2
 train_per_class = 2
@@ -42,10 +45,10 @@ GRAPH = textwrap.dedent("""
 """)
 
 
-def graph_paths(folder: Path) -> list[str]:
+def graph_paths(folder: Path, replicates: int = 1) -> list[str]:
     """Each task of ReproducePaper's graph and its output path relative to ``folder``."""
     paths = "".join(f"{key} = {folder / key}\n" for key in ("data", "cache", "work", "reports"))
-    (folder / "paths.cfg").write_text(f"[paths]\n{paths}{SMALL}")
+    (folder / "paths.cfg").write_text(f"[paths]\n{paths}{SMALL.format(replicates=replicates)}")
     env = dict(os.environ, LUIGI_CONFIG_PATH=str(folder / "paths.cfg"),
                PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     done = subprocess.run([sys.executable, "-c", GRAPH, str(folder)], cwd=folder, env=env,
@@ -56,3 +59,14 @@ def graph_paths(folder: Path) -> list[str]:
 
 def test_the_default_graphs_output_paths_are_the_recorded_ones(tmp_path):
     assert graph_paths(tmp_path) == FIXTURE.read_text().splitlines()
+
+
+def test_a_second_replicate_adds_its_own_outputs_only(tmp_path):
+    recorded = FIXTURE.read_text().splitlines()
+    paths = graph_paths(tmp_path, replicates=2)
+    added = sorted(set(paths) - set(recorded))
+    assert set(recorded) <= set(paths)
+    assert added and all("-rep1" in path for path in added)
+    families = {path.split(" ")[0] for path in added}
+    assert families == {"TrainModel", "Evaluate", "Fuse", "Localize", "MotionSaliencyTubes",
+                        "EvaluateLocalization"}

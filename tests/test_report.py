@@ -44,13 +44,32 @@ def test_fig4_intervals_are_wilson_for_recall_and_bootstrap_for_map():
         "not smoothed 0": [0.9, 0.6, 0.6, 0.0], "score_0": [0.9, 0.8, 0.2, 0.1],
         "score_1": [0.1, 0.2, 0.8, 0.9]}, index=["a", "b", "c", "d"])}
     recall = pd.DataFrame({"iou": [0.5], "VideoLSTM, smoothed": [0.5]})
-    out = report.with_intervals(recall, tubes, "recall")
+    out = report.with_intervals(recall, [tubes], "recall")
     np.testing.assert_allclose(out[["VideoLSTM, smoothed low", "VideoLSTM, smoothed high"]]
                                .to_numpy()[0], [0.150, 0.850], atol=1e-3)
     mAP = pd.DataFrame({"iou": [0.5], "VideoLSTM, not smoothed": [0.75]})
-    out = report.with_intervals(mAP, tubes, "map")
+    out = report.with_intervals(mAP, [tubes], "map")
     low, high = out.iloc[0][["VideoLSTM, not smoothed low", "VideoLSTM, not smoothed high"]]
     assert 0 <= low <= 0.75 <= high <= 1
+
+
+def test_fig4_intervals_over_replicates_are_those_of_the_replicate_mean():
+    """A second replicate recalls 4 of 4 where the first recalls 2 of 4: the mean is 3/4, and
+    its interval is Wilson's for 3 of 4, [0.301, 0.954]."""
+    first = pd.DataFrame({"label": [0, 0, 1, 1], "smoothed 0": [0.9, 0.6, 0.1, 0.0]},
+                         index=["a", "b", "c", "d"])
+    second = first.assign(**{"smoothed 0": [0.9, 0.6, 0.7, 0.8]})
+    recall = pd.DataFrame({"iou": [0.5], "VideoLSTM, smoothed": [0.75]})
+    out = report.with_intervals(recall, [{"VideoLSTM": first}, {"VideoLSTM": second}], "recall")
+    np.testing.assert_allclose(out[["VideoLSTM, smoothed low", "VideoLSTM, smoothed high"]]
+                               .to_numpy()[0], [0.301, 0.954], atol=1e-3)
+
+
+def test_tables_list_every_replicate():
+    cell = report.Accuracy(0.6, 0.5, 0.7, 40, (0.55, 0.65))
+    table = report.classification_tables({"synthetic": {
+        "table1": {"rgb": {"convalstm": cell}}, "table2": {}, "table3": {}, "table4": {}}})
+    assert table["table1"].iloc[0]["replicates"] == "55.0, 65.0"
 
 
 def test_report_opens_with_the_claims_and_labels_the_dataset():
@@ -65,7 +84,7 @@ def test_report_opens_with_the_claims_and_labels_the_dataset():
                                "Not computed: supply scores", generated="now",
                                claims={"synthetic": "## Claims\n\n| C1 | holds |\n"})
     assert text.index("## Claims (synthetic)") < text.index("## Table 1")
-    assert "| synthetic | rgb | convalstm | 75.0 | [65.0, 80.0] | 40 | 79.6 | 43.3 |" in text
+    assert "| synthetic | rgb | convalstm | 75.0 | [65.0, 80.0] |  | 40 | 79.6 | 43.3 |" in text
     assert "Chance level: synthetic 12.5%" in text
     assert "Not computed: supply scores" in text
     assert "| 0.1 | 80.0 [70.0, 90.0] |" in text and "| 0.5 | 25.0 [20.0, 30.0] |" in text

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pipeline.report.stats import (bootstrap_interval, mcnemar_test, paired_bootstrap,
-                                   wilson_interval)
+                                   sign_flip_test, wilson_interval)
 
 Z2 = 1.959963984540054 ** 2  # z for 95%, squared: 3.841459
 
@@ -131,3 +131,46 @@ def test_paired_bootstrap_tuples_and_lengths():
     assert result.difference == pytest.approx(0.25) and result.p_value == 0.0
     with pytest.raises(ValueError, match="12 videos but B has 11"):
         paired_bootstrap(overlaps, overlaps[:11], np.mean)
+
+
+def test_sign_flip_with_one_replicate_is_exact_mcnemar():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        a, b = rng.random(40) < 0.6, rng.random(40) < 0.45
+        assert sign_flip_test(a, b).p_value == pytest.approx(mcnemar_test(a, b).p_value,
+                                                             abs=1e-12)
+
+
+def test_sign_flip_hand_cases():
+    # 5 videos every replicate of A gets right and of B wrong: 2 of the 2^5 sign patterns
+    # reach |sum| = 5, p = 1/16; a sixth such video halves it
+    assert sign_flip_test(np.ones((3, 5)), np.zeros((3, 5))) == (1.0, 0.0625)
+    assert sign_flip_test(np.ones((3, 6)), np.zeros((3, 6))).p_value == pytest.approx(1 / 32)
+    # K = 2: per-video sums K*d = [2, 1, 0]; signed sums +-2 +-1 = 3, 1, -1, -3 equally likely,
+    # |S| >= 3 has probability 1/2; the mean difference is 3 successes over 2 x 3 trials
+    a = np.array([[1, 1, 0], [1, 0, 0]], bool)
+    assert sign_flip_test(a, np.zeros((2, 3), bool)) == (0.5, 0.5)
+    # a video right in one replicate and wrong in the other cancels (d = 0) and does not count
+    assert sign_flip_test(np.array([[1], [0]]), np.array([[0], [1]])) == (0.0, 1.0)
+
+
+def test_sign_flip_keeps_the_video_as_the_unit():
+    # the same 4 discordant videos in 3 replicates are 4 videos, not 12 independent pairs:
+    # p = 2/16, where pooling the 12 pairs as one McNemar test would give 2/4096
+    a, b = np.tile(np.arange(8) < 4, (3, 1)), np.zeros((3, 8), bool)
+    assert sign_flip_test(a, b).p_value == pytest.approx(2 / 16)
+    with pytest.raises(ValueError, match="one shape"):
+        sign_flip_test(a, b[:2])
+
+
+def test_pooled_bootstrap_averages_replicates_on_the_same_resamples():
+    one = np.arange(10.0)
+    pooled = paired_bootstrap([one + 1, one + 3], [one, one], np.mean, resamples=200, seed=4)
+    assert pooled.difference == pytest.approx(2.0)
+    assert pooled.low == pytest.approx(2.0) and pooled.high == pytest.approx(2.0)
+    single = paired_bootstrap(one + 1, one, np.mean, resamples=200, seed=4)
+    assert paired_bootstrap([one + 1], [one], np.mean, resamples=200, seed=4) == single
+    assert bootstrap_interval([one, one + 10], np.mean, resamples=300, seed=1) == pytest.approx(
+        np.add(bootstrap_interval(one, np.mean, resamples=300, seed=1), 5))
+    with pytest.raises(ValueError, match="share their videos"):
+        bootstrap_interval([one, one[:5]], np.mean)

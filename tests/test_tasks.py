@@ -1,5 +1,6 @@
 """The Luigi layer: names and settings, and (slow) the whole pipeline from the command line."""
 
+import json
 import os
 import subprocess
 import sys
@@ -78,3 +79,28 @@ def test_reproduce_paper_runs_end_to_end_and_reruns_nothing(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")
             if p.is_file() and "timings" not in p.name} == outputs
+
+
+@pytest.mark.slow
+def test_replicates_train_every_model_again_and_the_report_pools_them(tmp_path):
+    (tmp_path / "tiny.cfg").write_text(TINY.replace("[run]\n", "[run]\nreplicates = 2\n"))
+    run = luigi(tmp_path, "ReproducePaper", "--workers", "2")
+    assert run.returncode == 0, run.stderr[-3000:]
+    models = tmp_path / "work" / "synthetic" / "models"
+    firsts = sorted(p for p in models.iterdir() if "-rep" not in p.name)
+    assert len(firsts) == 13
+    for first in firsts:
+        name = first.name.rsplit("-", 1)[0]
+        (second,) = models.glob(f"{name}-rep1-*")
+        seeds = [json.loads((p / "model.json").read_text())["description"]["params"]["seed"]
+                 for p in (first, second)]
+        assert seeds == [0, 1000]
+    folder = tmp_path / "reports" / "tiny"
+    table1 = pd.read_csv(folder / "table1.csv")
+    for ours, replicates in zip(table1["ours"], table1["replicates"]):
+        values = [float(v) for v in replicates.split(", ")]
+        assert len(values) == 2 and ours == pytest.approx(sum(values) / 2, abs=0.06)
+    claims = pd.read_csv(folder / "claims_synthetic.csv")
+    compared = claims[claims["claim"] != "C5"]
+    assert (compared["replicates"].str.split(", ").str.len() == 2).all()
+    assert "Per replicate" in (folder / "report.md").read_text()

@@ -248,9 +248,16 @@ def model_streams(arch: str, stream: str, attention: str) -> list[str]:
                               else set()))
 
 
-def model_name(split: int, stream: str, arch: str, attention: str) -> str:
+def model_name(split: int, stream: str, arch: str, attention: str, replicate: int = 0) -> str:
+    """<arch>-<attention>-<stream>-split<N>, then -rep<K> for replicates after the first (the
+    first keeps the name models had before replicates existed)."""
     attention = "motion" if model_inputs(arch, stream, attention).motion else "appearance"
-    return f"{arch}-{attention}-{stream}-split{split}"
+    return f"{arch}-{attention}-{stream}-split{split}{replicate_suffix(replicate)}"
+
+
+def replicate_suffix(replicate: int) -> str:
+    """What an output's name carries of its replicate: nothing for the first."""
+    return f"-rep{replicate}" if replicate else ""
 
 
 def pretrained_from(dataset: str) -> tuple[str, int] | None:
@@ -261,12 +268,14 @@ def pretrained_from(dataset: str) -> tuple[str, int] | None:
 
 
 def model_description(dataset: str, split: int, stream: str, arch: str,
-                      attention: str) -> dict:
+                      attention: str, replicate: int = 0) -> dict:
+    """TrainModel's settings, training seed (its replicate's) and inputs."""
     sizes = config.model().sizes()
     section = config.train().validate()
     params = {"arch": arch, "stream": stream,
               "motion": model_inputs(arch, stream, attention).motion,
-              "split": split, "seed": config.run().seed, "sizes": sizes.__dict__,
+              "split": split, "seed": config.run().training_seed(replicate),
+              "sizes": sizes.__dict__,
               "train": {key: getattr(section, key) for key in
                         ("epochs", "batch_size", "snippet", "learning_rate", "rho")}}
     upstream = {s: cache.short_hash(features_description(dataset, s))
@@ -274,7 +283,7 @@ def model_description(dataset: str, split: int, stream: str, arch: str,
     upstream["split"] = split_identity(dataset, split)
     if pretrained_from(dataset) is not None:
         upstream["init"] = cache.short_hash(model_description(*pretrained_from(dataset), stream,
-                                                              arch, attention))
+                                                              arch, attention, replicate))
     return cache.describe("model", params, upstream)
 
 
@@ -296,24 +305,27 @@ def model_record(dataset: str, stream: str, arch: str, attention: str, manifest:
 
 
 def model_output(folder: str, dataset: str, split: int, stream: str, arch: str,
-                 attention: str, description: dict, suffix: str = "") -> Path:
+                 attention: str, replicate: int, description: dict, suffix: str = "") -> Path:
     """work/<dataset>/<folder>/<model name>-<hash><suffix>."""
-    name = f"{model_name(split, stream, arch, attention)}-{cache.short_hash(description)}{suffix}"
+    name = (f"{model_name(split, stream, arch, attention, replicate)}-"
+            f"{cache.short_hash(description)}{suffix}")
     return config.paths().folder("work") / dataset / folder / name
 
 
 def evaluation_description(dataset: str, split: int, stream: str, arch: str,
-                           attention: str) -> dict:
+                           attention: str, replicate: int = 0) -> dict:
     section = config.evaluate().validate()
     return cache.describe("evaluation", {"segments": section.segments, "length": section.length},
-                          {"model": cache.short_hash(model_description(dataset, split, stream,
-                                                                       arch, attention))})
+                          {"model": cache.short_hash(model_description(
+                              dataset, split, stream, arch, attention, replicate))})
 
 
-def evaluation_folder(dataset: str, split: int, stream: str, arch: str, attention: str) -> Path:
+def evaluation_folder(dataset: str, split: int, stream: str, arch: str, attention: str,
+                      replicate: int = 0) -> Path:
     """Evaluate's folder of a model."""
-    return model_output("evaluation", dataset, split, stream, arch, attention,
-                        evaluation_description(dataset, split, stream, arch, attention))
+    return model_output("evaluation", dataset, split, stream, arch, attention, replicate,
+                        evaluation_description(dataset, split, stream, arch, attention,
+                                               replicate))
 
 
 def fusion_scores(dataset: str, split: int) -> dict[str, str]:
@@ -324,42 +336,44 @@ def fusion_scores(dataset: str, split: int) -> dict[str, str]:
             for name in ("idt", "objects") if getattr(section, name)}
 
 
-def fusion_description(dataset: str, split: int, streams: tuple[str, ...]) -> dict:
+def fusion_description(dataset: str, split: int, streams: tuple[str, ...],
+                       replicate: int = 0) -> dict:
     """Fuse's settings and the evaluations of VideoLSTM's ``streams`` it fuses."""
     section = config.fusion()
     return cache.describe("fusion", {**{key: getattr(section, key) for key in (
         "videolstm_weight", "idt_weight", "objects_weight")}, **fusion_scores(dataset, split)},
-        {stream: evaluation_folder(dataset, split, stream, "videolstm", "motion").name
+        {stream: evaluation_folder(dataset, split, stream, "videolstm", "motion", replicate).name
          for stream in streams})
 
 
 def tubes_description(dataset: str, split: int, stream: str, arch: str, attention: str,
-                      theta: float, sigma: float, frac: float) -> dict:
+                      replicate: int, theta: float, sigma: float, frac: float) -> dict:
     """Localize's settings and model."""
     return cache.describe("tubes", {"theta": theta, "sigma": sigma,
                                     "frac": frac, "boxes": "clipped to the frame"},
-                          {"model": cache.short_hash(model_description(dataset, split, stream,
-                                                                       arch, attention))})
+                          {"model": cache.short_hash(model_description(
+                              dataset, split, stream, arch, attention, replicate))})
 
 
-def saliency_tubes_description(dataset: str, split: int, theta: float, sigma: float,
-                               frac: float) -> dict:
+def saliency_tubes_description(dataset: str, split: int, replicate: int, theta: float,
+                               sigma: float, frac: float) -> dict:
     """MotionSaliencyTubes' settings, its flow features and VideoLSTM's tubes (their scores)."""
     return cache.describe("tubes", {"theta": theta, "sigma": sigma,
                                     "frac": frac, "boxes": "clipped to the frame",
                                     "attention": "flow pool5 energy above the frame's lowest"},
                           {"flow": cache.short_hash(features_description(dataset, "flow")),
                            "scores": cache.short_hash(tubes_description(
-                               dataset, split, "rgb", "videolstm", "motion", theta, sigma,
-                               frac))})
+                               dataset, split, "rgb", "videolstm", "motion", replicate, theta,
+                               sigma, frac))})
 
 
-def localization_evaluation_description(dataset: str, split: int, theta: float, sigma: float,
-                                        frac: float) -> dict:
+def localization_evaluation_description(dataset: str, split: int, replicate: int, theta: float,
+                                        sigma: float, frac: float) -> dict:
     """EvaluateLocalization's thresholds and the tubes it evaluates (LOCALIZED, BASELINE)."""
-    tubes = {name: tubes_description(dataset, split, "rgb", arch, attention, theta, sigma, frac)
+    tubes = {name: tubes_description(dataset, split, "rgb", arch, attention, replicate, theta,
+                                     sigma, frac)
              for name, (arch, attention) in LOCALIZED.items()}
-    tubes[BASELINE] = saliency_tubes_description(dataset, split, theta, sigma, frac)
+    tubes[BASELINE] = saliency_tubes_description(dataset, split, replicate, theta, sigma, frac)
     return cache.describe("localization-evaluation", {"ap": "voc-all-point",
         "iou": list(IOU_THRESHOLDS), "recall": list(RECALL_THRESHOLDS)},
         {name: cache.short_hash(description) for name, description in tubes.items()})

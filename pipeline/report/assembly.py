@@ -45,9 +45,10 @@ class Localized:
 
 @dataclass(frozen=True)
 class DatasetOutputs:
-    """Where one dataset's outputs are. ``evaluations``: (split, table, row, column) -> Evaluate
-    folder; ``models``: model name -> TrainModel folder; ``fused``: split -> Fuse folder (these
-    three for CLASSIFICATION datasets); ``shards``: stage -> its shard files."""
+    """Where one dataset's outputs are. ``evaluations``: (replicate, split, table, row, column)
+    -> Evaluate folder; ``models``: model name -> TrainModel folder (the training curves shown);
+    ``fused``: (replicate, split) -> Fuse folder (these three for CLASSIFICATION datasets);
+    ``localized``: Fig. 4's inputs, one per replicate; ``shards``: stage -> its shard files."""
 
     name: str
     splits: tuple[int, ...]
@@ -55,8 +56,8 @@ class DatasetOutputs:
     shards: dict[str, list[Path]]
     evaluations: dict[tuple, Path]
     models: dict[str, Path]
-    fused: dict[int, Path]
-    localized: Localized | None
+    fused: dict[tuple[int, int], Path]
+    localized: list[Localized]
 
 
 def paper_report(folder: Path, profile: str, outputs: list[DatasetOutputs], timings: Path,
@@ -105,34 +106,37 @@ def paper_report(folder: Path, profile: str, outputs: list[DatasetOutputs], timi
                                claims=sections)
 
 
-def classification(evaluations: dict[tuple, Path], fused: dict[int, Path]):
-    """Every cell's accuracy (the mean over the dataset's splits) with a 95% Wilson interval
-    over its pooled test videos, Table 4, and the per-video correctness of each cell, for
-    the claims. Every cell is measured on the test videos all cells share (a video one
-    stream skipped leaves every cell), so the tables compare like with like."""
+def classification(evaluations: dict[tuple, Path], fused: dict[tuple[int, int], Path]):
+    """Every cell's accuracy (the mean over the dataset's splits, then over replicates) with a
+    95% Wilson interval over its pooled test videos and each replicate's accuracy, Table 4,
+    and the per-video correctness of each cell (one array per replicate), for the claims. Every
+    cell is measured on the test videos all cells share (a video one stream skipped leaves
+    every cell), so the tables compare like with like."""
     from pipeline.report import evidence
     correct: dict = {}
-    for (split, table, row, column), path in evaluations.items():
-        correct.setdefault(claim_key(table, row, column), []).append(
+    for (replicate, split, table, row, column), path in evaluations.items():
+        correct.setdefault(claim_key(table, row, column), {}).setdefault(replicate, []).append(
             evidence.correct_per_video(path / "scores.csv").rename(
                 lambda video, split=split: f"split{split}/{video}"))
         chance = report.read_json(path / "metrics.json")["chance"]
     fusions = []
-    for split, path in fused.items():
+    for (replicate, split), path in fused.items():
         fusions.append(report.read_json(path / "metrics.json")["accuracy"])
-        correct.setdefault(claim_key("table3", "fused"), []).append(
+        correct.setdefault(claim_key("table3", "fused"), {}).setdefault(replicate, []).append(
             evidence.correct_per_video(path / "scores.csv").rename(
                 lambda video, split=split: f"split{split}/{video}"))
-    series = {key: pd.concat(parts) for key, parts in correct.items()}
-    videos = evidence.common_videos(series)
+    series = {key: [pd.concat(parts[r]) for r in sorted(parts)] for key, parts in correct.items()}
+    videos = evidence.common_videos({f"{key}/{r}": s for key, replicates in series.items()
+                                     for r, s in enumerate(replicates)})
     result = {"table1": {}, "table2": {}, "table3": {}, "table4": {}}
-    for key, pooled in series.items():
+    for key, replicates in series.items():
         table, *cell = key.split("/")
-        pooled = pooled.loc[videos]
-        per_split = pooled.groupby(pooled.index.str.split("/").str[0]).mean()
-        estimate = report.Accuracy(float(per_split.mean()),
-                                   *evidence.wilson_interval(int(pooled.sum()), len(pooled)),
-                                   len(pooled))
+        pooled = [s.loc[videos] for s in replicates]
+        values = [float(p.groupby(p.index.str.split("/").str[0]).mean().mean()) for p in pooled]
+        successes = round(float(np.mean([p.sum() for p in pooled])))
+        estimate = report.Accuracy(float(np.mean(values)),
+                                   *evidence.wilson_interval(successes, len(videos)),
+                                   len(videos), tuple(values))
         if len(cell) == 1:
             result[table][cell[0]] = estimate
         else:
@@ -149,22 +153,23 @@ def classification(evaluations: dict[tuple, Path], fused: dict[int, Path]):
         "files (header `video_id,<class>,...`, one row per test video, non-negative "
         "scores; see pipeline/fusion.py) in `[fusion] idt` and `[fusion] objects` (a path "
         "may hold `{dataset}` and `{split}`), and rerun ReproducePaper.")
-    return result, chance, missing, {key: s.loc[videos].to_numpy(bool)
-                                     for key, s in series.items()}
+    return result, chance, missing, {key: [s.loc[videos].to_numpy(bool) for s in replicates]
+                                     for key, replicates in series.items()}
 
 
-def localized(dataset: str, inputs: Localized, folder: Path):
-    """Fig. 4 tables with 95% intervals and plots, a Fig. 3-style strip of one test video,
-    and the tube evidence of VideoLSTM and ALSTM for the claims (per video in test-list
-    order, with the overlap of each of its ground-truth tubes)."""
+def localized(dataset: str, replicates: list[Localized], folder: Path):
+    """Fig. 4 tables (the mean over replicates) with 95% intervals and plots, a Fig. 3-style
+    strip of one test video (the first replicate's VideoLSTM), and the tube evidence of
+    VideoLSTM and ALSTM for the claims (one entry per replicate; per video in test-list order,
+    with the overlap of each of its ground-truth tubes)."""
     from pipeline import localization_eval
     from pipeline.report import evidence, figures
-    manifest = read_manifest(inputs.manifest)
+    manifest = read_manifest(replicates[0].manifest)
     truth = localization_eval.ground_truth(manifest)
-    tubes = {name: evidence.tube_evidence(str(path), truth)
-             for name, path in inputs.tubes.items()}
-    frames = {name: pd.read_csv(inputs.evaluation / f"{name}.csv")
-              for name in ("recall", "map")}
+    tubes = [{name: evidence.tube_evidence(str(path), truth) for name, path in inputs.tubes.items()}
+             for inputs in replicates]
+    frames = {name: sum(pd.read_csv(inputs.evaluation / f"{name}.csv") for inputs in replicates)
+              / len(replicates) for name in ("recall", "map")}
     shown = {}
     for name, plot in (("recall", figures.recall_vs_iou), ("map", figures.map_vs_iou)):
         table = frames[name]
@@ -174,20 +179,21 @@ def localized(dataset: str, inputs: Localized, folder: Path):
             f"{dataset}: {'recall' if name == 'recall' else 'video mAP'} vs IoU").name
     frames = {name: report.with_intervals(frame, tubes, name) for name, frame in frames.items()}
     strip = localization_eval.attention_strip(
-        str(inputs.tubes["VideoLSTM"]), manifest, inputs.sigma,
+        str(replicates[0].tubes["VideoLSTM"]), manifest, replicates[0].sigma,
         folder / f"fig3_{dataset}.png", f"{dataset}: VideoLSTM attention and tube")
     shown[f"Fig. 3 ({dataset})"] = strip.name
-    videos = evidence.common_videos({name: table["label"] for name, table in tubes.items()
-                                     if name in LOCALIZED})
+    videos = evidence.common_videos({f"{name}/{r}": table["label"]
+                                     for r, methods in enumerate(tubes)
+                                     for name, table in methods.items() if name in LOCALIZED})
     measurements = {}
     for name in LOCALIZED:
-        table = tubes[name].loc[videos]
+        tables = [methods[name].loc[videos] for methods in tubes]
         key = f"fig4/{name.lower()}"
-        smoothed, not_smoothed = (evidence.overlap_matrix(table, variant)
-                                  for variant in ("smoothed", "not smoothed"))
-        measurements[f"{key}/smoothed"] = (smoothed, evidence.score_matrix(table),
-                                           table["label"].to_numpy())
-        measurements[key] = (smoothed, not_smoothed)
+        measurements[f"{key}/smoothed"] = [
+            (evidence.overlap_matrix(table, "smoothed"), evidence.score_matrix(table),
+             table["label"].to_numpy()) for table in tables]
+        measurements[key] = [(evidence.overlap_matrix(table, "smoothed"),
+                              evidence.overlap_matrix(table, "not smoothed")) for table in tables]
     return frames, shown, measurements
 
 

@@ -95,22 +95,27 @@ def map_at(overlaps, scores, labels, threshold: float = RECALL_IOU) -> float:
 def recall_with_interval(overlaps, threshold: float) -> tuple[float, float, float]:
     """Fraction of ground-truth tubes overlapping > threshold (recall.csv's value) with its 95%
     Wilson interval over tubes: overlaps of any shape, NaN where there is no tube, so a video
-    with two tubes counts twice."""
-    overlaps = np.asarray(overlaps, dtype=np.float64)
-    hits = overlaps[np.isfinite(overlaps)] > threshold
-    return (float(hits.mean()), *wilson_interval(int(hits.sum()), hits.size))
+    with two tubes counts twice; or a list of such arrays, one per replicate, whose mean rate
+    has the interval over the same tubes."""
+    replicates = [np.asarray(o, dtype=np.float64)
+                  for o in (overlaps if isinstance(overlaps, list) else [overlaps])]
+    hits = np.stack([o[np.isfinite(o)] > threshold for o in replicates])
+    return (float(hits.mean()),
+            *wilson_interval(round(hits.mean() * hits.shape[1]), hits.shape[1]))
 
 
-def map_with_interval(evidence: pd.DataFrame, variant: str, threshold: float,
+def map_with_interval(evidence: list[pd.DataFrame], variant: str, threshold: float,
                       resamples: int = 1000) -> tuple[float, float, float]:
-    """Video mAP at a threshold (map.csv's value) with its 95% bootstrap interval over videos,
-    each resampled with all its ground-truth tubes."""
-    values = (overlap_matrix(evidence, variant), score_matrix(evidence),
-              evidence["label"].to_numpy())
+    """Video mAP at a threshold (map.csv's value; with one tube evidence table per replicate,
+    their mean) with its 95% bootstrap interval over videos, each resampled with all its
+    ground-truth tubes."""
+    values = [(overlap_matrix(table, variant), score_matrix(table), table["label"].to_numpy())
+              for table in evidence]
 
     def statistic(overlaps, scores, labels):
         return map_at(overlaps, scores, labels, threshold)
-    return (statistic(*values), *bootstrap_interval(values, statistic, resamples=resamples))
+    return (float(np.mean([statistic(*v) for v in values])),
+            *bootstrap_interval(values, statistic, resamples=resamples))
 
 
 def streaming_difference(model, source, videos: list[str]) -> float:

@@ -65,28 +65,34 @@ def shard_summary(paths: list[str]) -> dict:
 
 
 class Accuracy(NamedTuple):
-    """A table cell: accuracy (the mean over splits), its 95% Wilson interval over the pooled
-    test videos, and how many test videos it was measured on."""
+    """A table cell: accuracy (the mean over splits and replicates), its 95% Wilson interval
+    over the pooled test videos, how many test videos it was measured on, and each training
+    replicate's accuracy."""
 
     value: float
     low: float
     high: float
     videos: int
+    replicates: tuple[float, ...] = ()
 
 
-def with_intervals(frame: pd.DataFrame, tubes: dict[str, pd.DataFrame], name: str
+def with_intervals(frame: pd.DataFrame, tubes: list[dict[str, pd.DataFrame]], name: str
                    ) -> pd.DataFrame:
     """A Fig. 4 table (column iou, then "<method>, <variant>" columns) with each value's 95%
     interval beside it, counted as the table counts: Wilson over ground-truth tubes for recall
-    (``name`` "recall"), a bootstrap over videos, each with its tubes, for video mAP ("map")."""
+    (``name`` "recall"), a bootstrap over videos, each with its tubes, for video mAP ("map").
+    ``tubes`` holds each replicate's tube evidence per method; the table's values are the
+    replicates' mean, and so are the intervals'."""
     from pipeline.report import evidence
     out = frame[["iou"]].copy()
     for column in frame.columns[1:]:
         method, variant = column.split(", ")
-        interval = (evidence.recall_with_interval if name == "recall" else
-                    lambda overlaps, t: evidence.map_with_interval(tubes[method], variant, t))
-        overlaps = evidence.overlap_matrix(tubes[method], variant)
-        bounds = [interval(overlaps, t)[1:] for t in frame["iou"]]
+        tables = [methods[method] for methods in tubes]
+        if name == "recall":
+            overlaps = [evidence.overlap_matrix(table, variant) for table in tables]
+            bounds = [evidence.recall_with_interval(overlaps, t)[1:] for t in frame["iou"]]
+        else:
+            bounds = [evidence.map_with_interval(tables, variant, t)[1:] for t in frame["iou"]]
         out[column] = frame[column]
         out[f"{column} low"] = [b[0] for b in bounds]
         out[f"{column} high"] = [b[1] for b in bounds]
@@ -117,6 +123,7 @@ def classification_tables(results: dict) -> dict[str, pd.DataFrame]:
     def ours(estimate: Accuracy) -> dict:
         return {"ours": 100 * estimate.value,
                 "95% CI": f"[{100 * estimate.low:.1f}, {100 * estimate.high:.1f}]",
+                "replicates": ", ".join(f"{100 * value:.1f}" for value in estimate.replicates),
                 "videos": str(estimate.videos)}
 
     rows1, rows2, rows3, rows4 = [], [], [], []
@@ -159,8 +166,9 @@ def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str
     lines = [f"# VideoLSTM reproduction: profile {profile}", "", f"Generated {generated}.", ""]
     for dataset, section in (claims or {}).items():
         lines += [section.replace("## Claims", f"## Claims ({dataset})", 1), ""]
-    lines += ["Accuracies in %. \"ours\" is measured on the dataset in the row, with its 95% "
-              "Wilson interval and the number of test videos; the paper's columns are its "
+    lines += ["Accuracies in %. \"ours\" is measured on the dataset in the row: the mean over "
+              "the training replicates (each listed under \"replicates\"), with the 95% Wilson "
+              "interval over its test videos and their number; the paper's columns are its "
               "published UCF101 / HMDB51 numbers, for comparison only.", ""]
     if chance:
         lines += ["Chance level: " + ", ".join(f"{d} {100 * c:.1f}%"
@@ -193,8 +201,9 @@ def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str
                                        frame[f"{curve} high"])]
             lines += [f"### {dataset}: {name} in %, 95% interval (CSV: "
                       f"`fig4_{name}_{dataset}.csv`)", "", _markdown(shown), ""]
-    lines += ["Recall intervals are Wilson over ground-truth tubes, mAP intervals a bootstrap "
-              "over videos (each with its tubes). "
+    lines += ["Each value is the mean over the training replicates. Recall intervals are Wilson "
+              "over ground-truth tubes, mAP intervals a bootstrap over videos (each with its "
+              "tubes). "
               "\"Motion saliency\" is a baseline that learns nothing: the flow stream's pool5 "
               "energy put through the same box procedure, with VideoLSTM's class scores. The "
               "paper gives Fig. 4 as a plot only (no values in its text), so there is no paper "

@@ -2,7 +2,9 @@
 
 Every measurement is per video, and two methods are compared on the same videos, so the
 comparisons are paired: McNemar on per-video correctness, and a bootstrap that resamples the
-same video indices for both methods. The resampling is written here rather than taken from
+same video indices for both methods. With several training replicates of each method, the
+videos stay the unit that is resampled (the replicates of one video are not independent): the
+tests below pool the replicates by averaging within each video or within each resample. The resampling is written here rather than taken from
 scipy.stats.bootstrap, which moves the resampled axis last and so does not suit statistics
 written over (V, ...) arrays such as scores (V, C).
 """
@@ -18,6 +20,14 @@ class McNemar(NamedTuple):
 
     a_only: int
     b_only: int
+    p_value: float
+
+
+class SignFlip(NamedTuple):
+    """Replicate-pooled paired test of successes: the mean difference in success rate over
+    replicates and the exact two-sided p-value."""
+
+    difference: float
     p_value: float
 
 
@@ -56,15 +66,43 @@ def mcnemar_test(correct_a, correct_b) -> McNemar:
     return McNemar(a_only, b_only, float(binomtest(a_only, a_only + b_only, 0.5).pvalue))
 
 
+def sign_flip_test(successes_a, successes_b) -> SignFlip:
+    """Exact paired randomisation test of two methods' per-video successes over K replicates.
+
+    successes_a, successes_b: bool (K, V) (or (V,) for one replicate), replicate k of each
+    method on the same V videos. Each video's difference d_v = mean_k(a_kv - b_kv) is a
+    multiple of 1/K; under the null every d_v is as likely positive as negative, independently
+    over videos. p = P(|sum of randomly signed |d_v|| >= |sum d_v|), counted exactly over the
+    integer sums K d_v. With K = 1 this is the exact McNemar test.
+    """
+    a = np.atleast_2d(np.asarray(successes_a, dtype=bool)).astype(int)
+    b = np.atleast_2d(np.asarray(successes_b, dtype=bool)).astype(int)
+    if a.shape != b.shape:
+        raise ValueError(f"need successes of one shape (K, V), got {a.shape} and {b.shape}")
+    steps = (a - b).sum(axis=0)
+    observed = int(steps.sum())
+    sizes = np.abs(steps[steps != 0])
+    total = int(sizes.sum())
+    counts = np.zeros(2 * total + 1)
+    counts[total] = 1.0
+    for size in sizes:  # the distribution of the signed sum, one video at a time
+        counts = 0.5 * (np.roll(counts, size) + np.roll(counts, -size))
+    tail = np.abs(np.arange(-total, total + 1)) >= abs(observed)
+    p_value = float(counts[tail].sum()) if total else 1.0
+    return SignFlip(observed / a.size, min(1.0, p_value))
+
+
 def bootstrap_interval(values, statistic: Callable[..., float], *, resamples=2000, seed=0,
                        confidence=0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of statistic(*values) over videos resampled with replacement.
 
     `values` is an array (V, ...) or a tuple of arrays sharing the first axis V; all arrays are
-    resampled with the same video indices.
+    resampled with the same video indices. A list of such values (one per replicate, on the
+    same videos) gives the interval of the statistic's mean over the replicates.
     """
-    arrays = _videos(values)
-    draws = [statistic(*(a[i] for a in arrays)) for i in _indices(len(arrays[0]), resamples, seed)]
+    replicates = _replicates(values)
+    draws = [_mean_over(replicates, statistic, i)
+             for i in _indices(len(replicates[0][0]), resamples, seed)]
     return _percentile_interval(draws, confidence)
 
 
@@ -72,19 +110,38 @@ def paired_bootstrap(values_a, values_b, statistic: Callable[..., float], *, res
                      seed=0, confidence=0.95) -> PairedDifference:
     """Bootstrap of statistic(A) - statistic(B), resampling the same videos for A and B.
 
-    values_a / values_b are as in `bootstrap_interval`, on the same V videos. The p-value is
-    2 * min(fraction of resampled differences <= 0, fraction >= 0), capped at 1.
+    values_a / values_b are as in `bootstrap_interval`, on the same V videos; lists of them
+    (replicates) compare the statistic's means over replicates, each resample drawing the same
+    videos in every replicate. The p-value is 2 * min(fraction of resampled differences <= 0,
+    fraction >= 0), capped at 1.
     """
-    arrays_a, arrays_b = _videos(values_a), _videos(values_b)
-    n_a, n_b = len(arrays_a[0]), len(arrays_b[0])
+    replicates_a, replicates_b = _replicates(values_a), _replicates(values_b)
+    n_a, n_b = len(replicates_a[0][0]), len(replicates_b[0][0])
     if n_a != n_b:
         raise ValueError(f"A has {n_a} videos but B has {n_b}")
-    difference = float(statistic(*arrays_a) - statistic(*arrays_b))
-    draws = np.array([statistic(*(a[i] for a in arrays_a)) - statistic(*(b[i] for b in arrays_b))
+    everything = slice(None)
+    difference = float(_mean_over(replicates_a, statistic, everything)
+                       - _mean_over(replicates_b, statistic, everything))
+    draws = np.array([_mean_over(replicates_a, statistic, i) - _mean_over(replicates_b, statistic, i)
                       for i in _indices(n_a, resamples, seed)])
     low, high = _percentile_interval(draws, confidence)
     p_value = min(1.0, 2 * min(np.mean(draws <= 0), np.mean(draws >= 0)))
     return PairedDifference(difference, low, high, float(p_value))
+
+
+def _replicates(values) -> list[tuple[np.ndarray, ...]]:
+    """One replicate's values, or a list of replicates' values on the same videos, as a list
+    of checked array tuples."""
+    replicates = [_videos(v) for v in (values if isinstance(values, list) else [values])]
+    if len({len(r[0]) for r in replicates}) != 1:
+        raise ValueError(f"replicates must share their videos, got lengths "
+                         f"{[len(r[0]) for r in replicates]}")
+    return replicates
+
+
+def _mean_over(replicates, statistic: Callable[..., float], videos) -> float:
+    """The statistic's mean over replicates, each on the same ``videos`` (indices or a slice)."""
+    return float(np.mean([statistic(*(a[videos] for a in arrays)) for arrays in replicates]))
 
 
 def _videos(values) -> tuple[np.ndarray, ...]:
