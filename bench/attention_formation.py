@@ -1,0 +1,134 @@
+"""Does VideoLSTM's motion attention form? Trains it on cached features of the configured
+dataset, on a fit part of the TRAINING videos, once per training seed, and follows the
+attention over epochs on the held-back validation part of the training videos: its mass on
+the actor's cells, the tube recall at IoU 0.2 of the Sec. 4 box procedure, and accuracy.
+Test videos are never read, so a training choice can be decided on what it prints.
+
+    LUIGI_CONFIG_PATH=... .venv/bin/python bench/attention_formation.py --seeds 0 1 2
+
+Needs the dataset's flow and features cached (e.g. by the embedded ReproducePaper) and box
+annotations for the training videos (the synthetic dataset has them). [train] and [model]
+settings are the config's; --learning-rate overrides [train] learning_rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+RECALL_IOU = 0.2
+
+
+def split_training_videos(manifest, per_class: int, seed: int) -> tuple[list[str], list[str]]:
+    """(fit, validation) video ids: ``per_class`` training videos of each class held back."""
+    train = manifest[manifest["split"] == "train"]
+    rng = np.random.default_rng(seed)
+    held = set()
+    for _, group in train.groupby("label_index"):
+        held.update(rng.choice(group["video_id"].to_numpy(), per_class, replace=False))
+    return ([v for v in train["video_id"] if v not in held],
+            [v for v in train["video_id"] if v in held])
+
+
+def actor_mass(attention: np.ndarray, boxes: np.ndarray, frame_hw: tuple[int, int]) -> float:
+    """Mean over frames of the attention (T, N, N) on the cells whose centres lie in the
+    actor's box (T, 4) x1, y1, x2, y2 in frame pixels."""
+    n = attention.shape[1]
+    centre_y = (np.arange(n) + 0.5) * frame_hw[0] / n
+    centre_x = (np.arange(n) + 0.5) * frame_hw[1] / n
+    masses = []
+    for a, (x1, y1, x2, y2) in zip(attention, boxes):
+        inside = (((centre_y >= y1) & (centre_y < y2))[:, None]
+                  & ((centre_x >= x1) & (centre_x < x2))[None, :])
+        masses.append(float(a[inside].sum()))
+    return float(np.mean(masses))
+
+
+def validate(model, source, manifest, videos: list[str], segments: int, length: int) -> dict:
+    """Accuracy, mean actor mass and tube recall at RECALL_IOU on ``videos``."""
+    from pipeline import localization, metrics
+    from pipeline.manifest import decode_tubes
+    from pipeline.training.loop import segment_scores, whole_video
+    from pipeline.video import iter_frames
+    rows = manifest.set_index("video_id")
+    correct, masses, recalled = [], [], []
+    for video in videos:
+        row = rows.loc[video]
+        scores = segment_scores(model, source, video, segments, length)
+        correct.append(int(np.argmax(scores) == row["label_index"]))
+        _, attention = whole_video(model, source, video)
+        tube = decode_tubes(row["tubes"])[0]
+        frame_hw = next(iter_frames(row["path"])).shape[:2]
+        boxes = np.asarray(tube["boxes"])[:len(attention)]
+        masses.append(actor_mass(attention[tube["start"]:][:len(boxes)], boxes, frame_hw))
+        found = localization.localize(attention, frame_hw, 100.0, 8.0, 0.3)
+        recalled.append(metrics.tube_iou(metrics.Tube(0, found),
+                                         metrics.Tube(tube["start"], tube["boxes"])) > RECALL_IOU)
+    return {"accuracy": float(np.mean(correct)), "actor mass": float(np.mean(masses)),
+            f"recall@{RECALL_IOU}": float(np.mean(recalled))}
+
+
+def run_seed(seed: int, args) -> list[dict]:
+    """One training run: a row per validated epoch."""
+    import keras
+    import tasks
+    from models.registry import build_model
+    from pipeline import config
+    from pipeline.identity import descriptions
+    from pipeline.manifest import read_manifest
+    from pipeline.training.loader import training_batches
+    from pipeline.training.loop import compile_model, reseed
+    from pipeline.training.source import FeatureSource, feature_statistics
+    dataset = config.run().dataset
+    manifest = read_manifest(tasks.Manifest(dataset=dataset, split=1).output().path)
+    fit, held = split_training_videos(manifest, args.held_per_class, args.split_seed)
+    labels = dict(zip(manifest["video_id"], manifest["label_index"].astype(int)))
+    inputs = descriptions.model_inputs("videolstm", "rgb", "motion")
+    section, evaluate = config.train().validate(), config.evaluate().validate()
+    rows = []
+    with FeatureSource({s: descriptions.feature_shards(dataset, s) for s in ("flow", "rgb")},
+                       inputs) as source:
+        shapes = source.shapes()
+        keras.utils.set_random_seed(seed)
+        model = build_model("videolstm", len(set(labels.values())), shapes["features"],
+                            config.model().sizes(), "motion", shapes["motion"],
+                            feature_statistics(source, fit))
+        compile_model(model, args.learning_rate or section.learning_rate, section.rho)
+        rng = np.random.default_rng([seed, 1])
+        for epoch in range(section.epochs):
+            reseed(model, seed * 100003 + epoch)
+            losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for x, y in
+                      training_batches(source, fit, [labels[v] for v in fit],
+                                       section.batch_size, section.snippet, rng)]
+            if (epoch + 1) % args.every == 0 or epoch + 1 == section.epochs:
+                row = {"seed": seed, "epoch": epoch + 1, "loss": float(np.mean(losses))}
+                row.update(validate(model, source, manifest, held, evaluate.segments,
+                                    evaluate.length))
+                rows.append(row)
+                print(row, flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--held-per-class", type=int, default=4)
+    parser.add_argument("--split-seed", type=int, default=12345)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--every", type=int, default=5, help="validate every N epochs")
+    args = parser.parse_args()
+    import pandas as pd
+    rows = [row for seed in args.seeds for row in run_seed(seed, args)]
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
