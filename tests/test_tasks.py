@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = """
 [run]
 profile = tiny
+replicates = 1
 shards = 2
 [video]
 frame_size = 64x48
@@ -83,7 +84,7 @@ def test_reproduce_paper_runs_end_to_end_and_reruns_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_replicates_train_every_model_again_and_the_report_pools_them(tmp_path):
-    (tmp_path / "tiny.cfg").write_text(TINY.replace("[run]\n", "[run]\nreplicates = 2\n"))
+    (tmp_path / "tiny.cfg").write_text(TINY.replace("replicates = 1", "replicates = 2"))
     run = luigi(tmp_path, "ReproducePaper", "--workers", "2")
     assert run.returncode == 0, run.stderr[-3000:]
     models = tmp_path / "work" / "synthetic" / "models"
