@@ -74,6 +74,8 @@ class run(luigi.Config):
     def training_seed(self, replicate: int) -> int:
         """The seed of a model's replicate: [run] seed for replicate 0 (the convnets' seed too),
         seed + REPLICATE_SEED_STRIDE * replicate for the others."""
+        if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
+            raise ValueError(f"a replicate is an integer >= 0, got {replicate!r}")
         return self.seed + REPLICATE_SEED_STRIDE * replicate
 
 

@@ -154,3 +154,18 @@ def test_seed_must_not_be_negative(use_config):
     path = use_config("[run]\nseed = -1\n")
     with pytest.raises(ConfigError, match=rf"^\[run\] seed must be >= 0, got -1 \(set in {path}\)"):
         config.preflight()
+
+
+@pytest.mark.parametrize("value", ["0", "21"])
+def test_replicates_are_bounded(use_config, value):
+    path = use_config(f"[run]\nreplicates = {value}\n")
+    with pytest.raises(ConfigError, match=rf"^\[run\] replicates must be in \[1, 20\], got "
+                                          rf"{value} \(set in {path}\)"):
+        config.preflight()
+
+
+def test_each_replicate_has_its_own_training_seed(use_config):
+    use_config("[run]\nseed = 7\nreplicates = 3\n")
+    assert [config.run().training_seed(k) for k in range(3)] == [7, 1007, 2007]
+    with pytest.raises(ValueError, match="replicate is an integer >= 0, got -1"):
+        config.run().training_seed(-1)
