@@ -311,7 +311,8 @@ def kill_in_features(reference: Path, folder: Path) -> Outcome:
 
 def kill_in_training(reference: Path, folder: Path) -> Outcome:
     """SIGKILL TrainModel as soon as its first checkpoint exists, then rerun it: it resumes
-    after the checkpointed epoch and ends with the uninterrupted run's weights."""
+    after the checkpointed epoch, removes the killed run's temporary model folder and ends with
+    the uninterrupted run's weights."""
     fault = "SIGKILL mid TrainModel epoch"
     copy_finished(reference, folder)
     before = digests(folder / "cache")
@@ -337,6 +338,7 @@ def kill_in_training(reference: Path, folder: Path) -> Outcome:
         wrong.append("history.csv does not start with the checkpoint's epochs: training "
                      "started over")
     wrong += [f"{p.name} left after training" for p in folder.glob(f"{MODEL}.checkpoints")]
+    wrong += [f"{p.name} left after the rerun" for p in temporary_outputs(folder / "work")]
     wrong += differences(model_weights(model), model_weights(one(reference, MODEL)),
                          "model weights")
     return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong,
