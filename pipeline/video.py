@@ -16,7 +16,8 @@ StrPath = str | PathLike
 
 HEADER_DISAGREES = "header_disagrees"
 """The key, in a flow or feature shard's info, of the videos whose decoded frame count differs
-from their header's: {video_id: {"header": n, "decoded": m}}, for the report to list."""
+from their header's: {video_id: {"header": n, "decoded": m}}; the report lists those decoded
+short of their header (`shortfall`)."""
 
 
 MIN_FRAME_SIDE = 16
@@ -61,6 +62,24 @@ def resize_frames(frames: Iterable[np.ndarray], size: FrameSize | None) -> Itera
     """`resize_frame` over a stream of frames, one at a time."""
     for frame in frames:
         yield resize_frame(frame, size)
+
+
+def shortfall(header: int, decoded: int) -> str:
+    """Why a video that decoded fewer frames than its header counts is short ("" when it is
+    not): decoding stops at the first frame that fails, so a damaged frame cuts the video
+    there. A header without a count (0) or with fewer frames is an estimate, not a cut."""
+    if 0 < decoded < header:
+        return (f"decoded {decoded} of the {header} frames its header counts (decoding stops "
+                "at a damaged frame)")
+    return ""
+
+
+def header_frames(path: StrPath) -> int:
+    """The header's frame count (`probe_frame_count`), 0 when the file cannot be opened."""
+    try:
+        return probe_frame_count(path)
+    except VideoError:
+        return 0
 
 
 def header_disagreement(video_id: str, header: int, decoded: int) -> dict:

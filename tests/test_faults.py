@@ -853,8 +853,8 @@ def bom_split_files(folder: Path) -> Outcome:
 
 
 def header_estimate(folder: Path) -> Outcome:
-    """A video whose header claims 12 frames but decodes to 8 (containers store estimates):
-    flow keeps it, with the disagreement in the shard's info."""
+    """A video whose header claims 12 frames but decodes to 8 (as a damaged ninth frame would
+    leave it): flow keeps it, with the disagreement in the shard's info."""
     from test_video import claim_frames
     fault = "header frame count differs from the decoded one"
     splits = ucf101_copy(folder)

@@ -340,6 +340,20 @@ def test_a_model_folder_is_checked_as_a_whole(setup, tmp_path, edit, file, expec
         Predictor.from_folder(folder)
 
 
+def test_predict_says_when_a_damaged_frame_cut_the_video_short(setup, tmp_path, capsys):
+    from test_video import damage_frame
+    video = tmp_path / "damaged.avi"
+    shutil.copy(setup["video"], video)
+    damage_frame(video, 3)
+    main([str(video), "--model", str(setup["models"]["videolstm"]), "--out",
+          str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"python -m pipeline.predict: warning: {video}: decoded 3 of the "
+                           f"{N_FRAMES} frames its header counts (decoding stops at a damaged "
+                           "frame); the results cover only the frames before it")
+    assert "over 2 frames" in out
+
+
 def test_predict_refuses_a_convnet_with_other_weights(setup, tmp_path, capsys):
     elsewhere = tmp_path / "elsewhere"
     for stream, folder in setup["convnets"].items():
