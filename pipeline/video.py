@@ -22,6 +22,9 @@ short of their header (`shortfall`)."""
 
 MIN_FRAME_SIDE = 16
 """The smallest width or height a frame size may have."""
+MAX_FRAME_SIDE = 4096
+"""The largest: 4K video, beyond every video of the datasets (UCF101 320x240, HMDB51 at most
+640x480). Memory grows with the pixels: a 100000x100000 frame would be 30 GB of RGB."""
 
 FrameSize = tuple[int, int]
 """(width, height) in pixels, as OpenCV and "340x256" name a size."""
@@ -32,13 +35,17 @@ class VideoError(ValueError):
 
 
 def parse_frame_size(text: str) -> FrameSize:
-    """"340x256" -> (340, 256): width x height in pixels, each >= MIN_FRAME_SIDE."""
+    """"340x256" -> (340, 256): width x height in pixels, each in [MIN_FRAME_SIDE,
+    MAX_FRAME_SIDE]."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not match:
         raise ValueError(f"must be WIDTHxHEIGHT in pixels, e.g. 340x256, got {text!r}")
     size = int(match[1]), int(match[2])
     if min(size) < MIN_FRAME_SIDE:
         raise ValueError(f"must be at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}, got {text!r}")
+    if max(size) > MAX_FRAME_SIDE:
+        raise ValueError(f"must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} (4K video), got "
+                         f"{text!r}")
     return size
 
 
