@@ -334,6 +334,7 @@ class TrainModel(ModelTask):
 
     @locking.single_writer
     def run(self):
+        from pipeline import model_files
         from pipeline.training import loop
         section = config.train().validate()
         manifest = self.manifest()
@@ -348,9 +349,8 @@ class TrainModel(ModelTask):
                 None if self.pretraining() is None else self.input()[-1].path,
                 lambda epoch, row: self.report_progress(100.0 * (epoch + 1) / section.epochs,
                                                         f"epoch {epoch + 1}: {row}"))
-            report.write_json(Path(tmp) / "model.json", {
-                "description": descriptions.model_description(*self.model()), **trained,
-                **record.as_json()})
+            model_files.seal(Path(tmp), record.as_json(), {
+                "description": descriptions.model_description(*self.model()), **trained})
         checkpoints.remove()
 
 

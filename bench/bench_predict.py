@@ -33,10 +33,9 @@ import keras  # noqa: E402
 from bench_flow import synthetic_clip  # noqa: E402
 from models import vgg16  # noqa: E402
 from models.registry import build_model  # noqa: E402
-from pipeline import cache, config, predict  # noqa: E402
+from pipeline import cache, config, model_files, predict  # noqa: E402
 from pipeline.flow.tvl1 import TVL1Params  # noqa: E402
 from pipeline.predict import ConvnetRef, ModelRecord, Predictor, predict_video  # noqa: E402
-from pipeline.report import report  # noqa: E402
 from pipeline.training.source import ModelInputs  # noqa: E402
 from pipeline.video import parse_frame_size, write_video  # noqa: E402
 
@@ -75,7 +74,7 @@ def make_model_folder(root: Path, profile: configparser.ConfigParser) -> Path:
         flow=config.flow.from_str_params(dict(profile["flow"])).params(),
         convnets=convnets, precision=profile.get("convnet", "precision"),
         dtype=profile.get("convnet", "dtype"))
-    report.write_json(folder / "model.json", {"description": {}, **record.as_json()})
+    model_files.seal(folder, record.as_json(), {"description": {}})
     return folder
 
 

@@ -1,7 +1,8 @@
 """The fault table: every fault scenario of tests/test_faults.py run once (SIGKILLed workers,
-SIGTERM and Ctrl-C mid flow, two commands writing one shard, damaged videos, split files and
-shards, splits no model can be trained or tested on, bad settings and config files, a full
-disk), with whether the run survived it or failed cleanly, whether computed output was lost or
+SIGTERM and Ctrl-C mid flow, two commands writing one shard, damaged or edited videos, split
+files and shards, splits no model can be trained or tested on, bad and memory-exhausting
+settings and config files, edited or damaged model folders, a full disk, injected and, as
+root, a real tmpfs), with whether the run survived it or failed cleanly, whether computed output was lost or
 is wrong, and the message.
 
     .venv/bin/python bench/faults.py [--keep FOLDER]

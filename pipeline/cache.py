@@ -10,6 +10,7 @@ version is not part of it: a release that leaves a stage's algorithm alone reuse
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from contextlib import contextmanager
@@ -20,15 +21,20 @@ import h5py
 import numpy as np
 
 SCHEMA_VERSION = 2
-ALGORITHM_VERSIONS = {"dataset": 1, "synthetic": 1, "manifest": 2, "flow": 2, "convnet": 1,
-                      "features": 2, "model": 1, "evaluation": 1, "fusion": 1, "tubes": 1,
-                      "localization-evaluation": 2}
+ALGORITHM_VERSIONS = {"fingerprint": 2, "dataset": 1, "synthetic": 1, "manifest": 2, "flow": 2,
+                      "convnet": 1, "features": 2, "model": 1, "evaluation": 1, "fusion": 1,
+                      "tubes": 1, "localization-evaluation": 2}
 """The version of each stage's algorithm. Bump a stage's number in the change that makes the
 same inputs and settings give other output: that stage and everything downstream is then
-recomputed (beside the old files, which a reader of the new version refuses)."""
+recomputed (beside the old files, which a reader of the new version refuses). "fingerprint"
+is the videos' content fingerprint (pipeline.identity.fingerprint; 2 hashes whole files, 1
+hashed their ends): its stored fingerprints of another version are computed anew, and since
+every split's identity holds its videos' fingerprints, a new version recomputes everything."""
 _DESCRIPTION_KEYS = ("schema_version", "stage", "algorithm_version", "params", "upstream")
 _DAMAGE = (OSError, KeyError, RuntimeError, TypeError, AttributeError, ValueError)
 """What h5py and json raise on a damaged file: a flipped byte may hit any of its structures."""
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+"""A write that failed for want of space: never a damaged file."""
 
 
 class CacheError(ValueError):
@@ -130,6 +136,10 @@ class ShardWriter:
     checksums, and its text attributes are fixed-length strings kept in the checksummed object
     header (variable-length ones live in an unchecked heap): a damaged byte is an error on
     read, not another list of videos or other values.
+
+    A full disk is an OSError (ENOSPC) naming the file, raised where the write fails: the file
+    has no chunk cache, so every chunk is written when its dataset is, not when HDF5 evicts it
+    (a failed eviction is only printed, and closing the file after it crashes the process).
     """
 
     def __init__(self, path: str | Path, description: Mapping, codec: str | None = None):
@@ -140,34 +150,51 @@ class ShardWriter:
         self.videos: list[str] = []
         self.skipped: dict[str, str] = {}
         self.info: dict = {}
-        self._file = h5py.File(self.path, "w", libver="v110")
+        with self._disk_full_named():
+            self._file = h5py.File(self.path, "w", libver="v110", rdcc_nbytes=0)
 
     def __enter__(self) -> "ShardWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self._finish()
-        self._file.close()
+        with self._disk_full_named():
+            try:
+                if exc_type is None:
+                    self._finish()
+            finally:
+                self._file.close()
+
+    @contextmanager
+    def _disk_full_named(self):
+        """An OSError of a full disk (or quota) as one line naming the shard."""
+        try:
+            yield
+        except OSError as error:
+            if error.errno not in _DISK_FULL:
+                raise
+            raise OSError(error.errno, f"{self.path}: no space left on device (or quota "
+                                       "exceeded) while writing the shard; free space and run "
+                                       "the task again") from None
 
     def add(self, video_id: str, arrays: Mapping[str, np.ndarray], attrs: Mapping | None = None):
         """Store one video's arrays in group ``video_id`` (chunked per frame, compressed with
         the writer's codec, and checksummed: gzip and lzf are optional filters in HDF5, a chunk
         they cannot shrink is stored raw, so without the checksum a damaged chunk could be read
         back as other values; uncompressed chunks carry the same checksum)."""
-        group = self._file.create_group(video_id)
-        for name, array in arrays.items():
-            group.create_dataset(name, data=array, chunks=_frame_chunks(array),
-                                 fletcher32=True, **self._filters)
-        for key, value in (attrs or {}).items():
-            group.attrs[key] = value
+        with self._disk_full_named():
+            group = self._file.create_group(video_id)
+            for name, array in arrays.items():
+                group.create_dataset(name, data=array, chunks=_frame_chunks(array),
+                                     fletcher32=True, **self._filters)
+            for key, value in (attrs or {}).items():
+                group.attrs[key] = value
         self.videos.append(video_id)
 
     def copy(self, source: "Shard", video_id: str) -> None:
         """Store a video another complete shard of the same stage already holds, as it is
         there (arrays, checksums and attributes), instead of computing it again."""
         source._check_cached(video_id, "group")
-        with _damage_is_corrupt(source.path, video_id):
+        with self._disk_full_named(), _damage_is_corrupt(source.path, video_id):
             source._file.copy(source._file[video_id], self._file, name=video_id)
         self.videos.append(video_id)
 
@@ -295,12 +322,14 @@ def held_videos(folder: str | Path, expected: Mapping, fingerprints: Mapping[str
 @contextmanager
 def _damage_is_corrupt(path: Path, what: str):
     """Turn what a damaged file raises while reading ``what`` into a CacheCorruptError naming
-    the file (a cache error raised inside passes unchanged)."""
+    the file (a cache error, or a full disk met while copying, passes unchanged)."""
     try:
         yield
     except CacheError:
         raise
     except _DAMAGE as error:
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            raise
         raise CacheCorruptError(f"{path}: cannot read {what} ({error}); delete the shard so "
                                 "the stage runs again") from error
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 from pipeline import cache
 from pipeline.progress import Progress
-from pipeline.video import HEADER_DISAGREES, VideoError, header_disagreement
+from pipeline.video import (HEADER_DISAGREES, VideoError, header_disagreement, header_frames,
+                            shortfall)
 
 FramesOf = Callable[[tuple], Iterable[np.ndarray]]
 """A video's frames (RGB uint8 or quantized flow) given its manifest row, one at a time."""
@@ -158,9 +159,9 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
     the video's content fingerprint (``videos`` has a ``fingerprint`` column). Videos in
     ``held`` (id -> another complete shard of the same stage holding it) are copied.
 
-    Every frame the video (or its flow) yields is used: the decoded count is trusted over the
-    manifest's header count, and a disagreement (flow: frames + 1) is recorded in the shard's
-    info (HEADER_DISAGREES). A video that cannot be read is recorded as skipped with its reason
+    Every frame the video (or its flow) yields is used, and a disagreement with the video
+    file's header count (flow: frames + 1) is recorded in the shard's info (HEADER_DISAGREES);
+    a video decoded short of its header (`shortfall`) is an error when strict. A video that cannot be read is recorded as skipped with its reason
     (strict: the error stops the shard), so one broken file does not lose the shard's others.
     """
     start = time.perf_counter()
@@ -182,11 +183,13 @@ def write_feature_shard(path, description: dict, videos: pd.DataFrame, frames_of
                     raise
                 writer.skip(row.video_id, str(error))
             else:
+                header, decoded = header_frames(row.path), len(fc7) + (stream == "flow")
+                if strict and shortfall(header, decoded):
+                    raise VideoError(f"{row.path}: {shortfall(header, decoded)}")
                 writer.add(row.video_id, {"pool5": pool5, "fc7": fc7},
                            {"label_index": row.label_index, "n_frames": len(fc7),
                             "fingerprint": row.fingerprint})
-                disagreements.update(header_disagreement(
-                    row.video_id, row.n_frames, len(fc7) + (stream == "flow")))
+                disagreements.update(header_disagreement(row.video_id, header, decoded))
                 frames += len(fc7)
             progress.advance(row.video_id)
         writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=frames,

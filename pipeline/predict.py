@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -34,15 +35,14 @@ import pandas as pd
 
 from models import vgg16
 from models.registry import ARCHITECTURES, ATTENTIONS, FrameStepper
-from pipeline import cache, features, localization
+from pipeline import cache, features, localization, model_files
 from pipeline.flow.tvl1 import TVL1Params, flow_gray, quantize, tvl1
+from pipeline.model_files import MODEL_FILE, RECORD_FILE
 from pipeline.training.source import MAP_LAYER, VECTOR_LAYER, ModelInputs
-from pipeline.video import (FrameSize, VideoError, format_frame_size, iter_frames,
-                            parse_frame_size, resize_frame)
+from pipeline.video import (FrameSize, VideoError, format_frame_size, header_frames,
+                            iter_frames, parse_frame_size, resize_frame, shortfall)
 
 STREAMS = ("rgb", "flow")
-MODEL_FILE = "model.keras"
-RECORD_FILE = "model.json"
 PRECISIONS = ("float32", "mixed_bfloat16")
 DTYPES = ("float16", "float32")
 RECORD_KEYS = ("arch", "attention", "stream", "classes", "inputs", "image_size", "frame_size",
@@ -175,7 +175,9 @@ def model_folder(path: str | os.PathLike) -> Path:
 
 def read_model_record(path: str | os.PathLike) -> ModelRecord:
     """The `ModelRecord` of a trained model folder (model.json); a clear error when the file is
-    missing, unreadable or from before models described themselves."""
+    missing, unreadable or from before models described themselves, or when the folder is not
+    whole (`model_files.check`: model.keras not the one model.json records, or model.json's
+    record edited)."""
     folder = model_folder(path)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such model folder")
@@ -191,6 +193,7 @@ def read_model_record(path: str | os.PathLike) -> ModelRecord:
         raise ValueError(f"{record}: not readable JSON: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{record}: not a model record (a JSON object)")
+    model_files.check(folder, data)
     return ModelRecord.from_json(data, str(record))
 
 
@@ -233,6 +236,9 @@ def model_file(path: str | os.PathLike) -> Path:
     if not found.is_file():
         raise FileNotFoundError(f"{path}: no saved model here (expected a .keras file or a "
                                 f"folder holding {MODEL_FILE})")
+    if not zipfile.is_zipfile(found):
+        raise ValueError(f"{found}: damaged, not a readable .keras archive; restore it or "
+                         "train it again")
     return found
 
 
@@ -461,7 +467,8 @@ def predict_video(video_path, predictor: Predictor, out_dir,
     sequence, so the overlay is made in a second decoding pass over the video, again one frame
     at a time, from the kept per-frame attention maps (N x N each) rather than a second run of
     the model.
-    Returns {"top_class", "score", "frames", "top": [(class, score)] of the TOP best}.
+    Returns {"top_class", "score", "frames", "top": [(class, score)] of the TOP best, "short":
+    why the video decoded fewer frames than its header counts ("" when it did not)}.
     """
     check_fps(fps)
     class_names = predictor.class_names if class_names is None else list(class_names)
@@ -492,9 +499,11 @@ def predict_video(video_path, predictor: Predictor, out_dir,
     _write_replacing(out_dir / "tube.csv", lambda p: tube.to_csv(p, index=False))
     _write_replacing(out_dir / "overlay.avi", lambda p: _write_overlay(
         video_path, p, attention, smooth, predictor.sigma, fps))
+    decoded = len(raw) + predictor.needs_flow
     return {"top_class": ranking["class"].iloc[0], "score": float(ranking["score"].iloc[0]),
             "frames": len(raw), "top": [(name, float(score)) for name, score in zip(
-                ranking["class"].iloc[:TOP], ranking["score"].iloc[:TOP])]}
+                ranking["class"].iloc[:TOP], ranking["score"].iloc[:TOP])],
+            "short": shortfall(header_frames(video_path), decoded)}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -533,6 +542,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OSError, ValueError) as error:
         print(f"{_parser().prog}: error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
+    if summary["short"]:
+        print(f"{_parser().prog}: warning: {args.video}: {summary['short']}; the results cover "
+              "only the frames before it", file=sys.stderr)
     for rank, (name, score) in enumerate(summary["top"], 1):
         print(f"{rank}. {name}  {score:.4f}")
     print(f"{summary['top_class']} (score {summary['score']:.4f}) over {summary['frames']} "

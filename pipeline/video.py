@@ -16,11 +16,15 @@ StrPath = str | PathLike
 
 HEADER_DISAGREES = "header_disagrees"
 """The key, in a flow or feature shard's info, of the videos whose decoded frame count differs
-from their header's: {video_id: {"header": n, "decoded": m}}, for the report to list."""
+from their header's: {video_id: {"header": n, "decoded": m}}; the report lists those decoded
+short of their header (`shortfall`)."""
 
 
 MIN_FRAME_SIDE = 16
 """The smallest width or height a frame size may have."""
+MAX_FRAME_SIDE = 4096
+"""The largest: 4K video, beyond every video of the datasets (UCF101 320x240, HMDB51 at most
+640x480). Memory grows with the pixels: a 100000x100000 frame would be 30 GB of RGB."""
 
 FrameSize = tuple[int, int]
 """(width, height) in pixels, as OpenCV and "340x256" name a size."""
@@ -31,13 +35,17 @@ class VideoError(ValueError):
 
 
 def parse_frame_size(text: str) -> FrameSize:
-    """"340x256" -> (340, 256): width x height in pixels, each >= MIN_FRAME_SIDE."""
+    """"340x256" -> (340, 256): width x height in pixels, each in [MIN_FRAME_SIDE,
+    MAX_FRAME_SIDE]."""
     match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", str(text))
     if not match:
         raise ValueError(f"must be WIDTHxHEIGHT in pixels, e.g. 340x256, got {text!r}")
     size = int(match[1]), int(match[2])
     if min(size) < MIN_FRAME_SIDE:
         raise ValueError(f"must be at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE}, got {text!r}")
+    if max(size) > MAX_FRAME_SIDE:
+        raise ValueError(f"must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} (4K video), got "
+                         f"{text!r}")
     return size
 
 
@@ -61,6 +69,24 @@ def resize_frames(frames: Iterable[np.ndarray], size: FrameSize | None) -> Itera
     """`resize_frame` over a stream of frames, one at a time."""
     for frame in frames:
         yield resize_frame(frame, size)
+
+
+def shortfall(header: int, decoded: int) -> str:
+    """Why a video that decoded fewer frames than its header counts is short ("" when it is
+    not): decoding stops at the first frame that fails, so a damaged frame cuts the video
+    there. A header without a count (0) or with fewer frames is an estimate, not a cut."""
+    if 0 < decoded < header:
+        return (f"decoded {decoded} of the {header} frames its header counts (decoding stops "
+                "at a damaged frame)")
+    return ""
+
+
+def header_frames(path: StrPath) -> int:
+    """The header's frame count (`probe_frame_count`), 0 when the file cannot be opened."""
+    try:
+        return probe_frame_count(path)
+    except VideoError:
+        return 0
 
 
 def header_disagreement(video_id: str, header: int, decoded: int) -> dict:

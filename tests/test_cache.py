@@ -1,5 +1,7 @@
-"""The HDF5 shard format: round trip, refusal of other settings, and no half-written shards."""
+"""The HDF5 shard format: round trip, refusal of other settings, no half-written shards, and
+a full disk as an error naming the shard."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -280,3 +282,74 @@ def test_feature_shards_default_to_lzf_and_other_stages_to_gzip(tmp_path):
             assert handle["v_a/pool5"].compression == compression
     with pytest.raises(ValueError, match="unknown shard codec 'zstd'.*lzf"):
         cache.ShardWriter(tmp_path / "x.h5", description(), codec="zstd")
+
+
+@contextlib.contextmanager
+def small_filesystem(folder, size: int):
+    """A tmpfs of ``size`` bytes mounted on ``folder`` (which it hides) for the body: a real
+    full disk. Skips the test where mounting is not allowed (not root)."""
+    os.makedirs(folder, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                              str(folder)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_error_naming_the_shard_never_a_crash(tmp_path):
+    """A shard larger than the free space of a real filesystem, at every fill level: the
+    writer raises OSError ENOSPC naming the file (HDF5's chunk cache would print the failed
+    eviction and crash the process when the file is closed after it), or completes and reads
+    back exactly. In a child process, so that a crash is an exit status here."""
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from pipeline import cache
+        rng = np.random.default_rng(0)
+        arrays = [rng.normal(size=(8, 7, 7, 64)).astype(np.float16) for _ in range(6)]
+        desc = cache.describe("features", {"x": 1})
+        try:
+            with cache.ShardWriter(sys.argv[1], desc) as writer:
+                for index, array in enumerate(arrays):
+                    writer.add(f"v{index}", {"pool5": array})
+        except OSError as error:
+            print(f"{error.errno} {error}")
+        else:
+            with cache.Shard(sys.argv[1], desc) as shard:
+                assert all(np.array_equal(shard.read(f"v{i}", "pool5"), a)
+                           for i, a in enumerate(arrays))
+            print("complete")
+    """)
+    outcomes = set()
+    with small_filesystem(tmp_path / "disk", 512 << 10) as disk:
+        for filler in range(120 << 10, 480 << 10, 24 << 10):
+            for path in disk.iterdir():
+                path.unlink()
+            (disk / "filler").write_bytes(bytes(filler))
+            done = subprocess.run([sys.executable, "-c", script, str(disk / "shard.h5")],
+                                  capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, (filler, done.returncode, done.stderr[-2000:])
+            last = done.stdout.strip().splitlines()[-1]
+            outcomes.add(last.split(" ", 1)[0])
+            if last != "complete":
+                assert last.startswith(f"28 [Errno 28] {disk / 'shard.h5'}: no space left"), last
+    assert outcomes == {"complete", "28"}
+
+
+def test_a_full_disk_met_while_copying_a_held_video_is_not_called_damage(tmp_path,
+                                                                          monkeypatch):
+    """ENOSPC while copying another shard's video is the disk, not a damaged source shard."""
+    source = tmp_path / "old.h5"
+    write(source, description())
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+    with cache.ShardWriter(tmp_path / "new.h5", description()) as writer:
+        monkeypatch.setattr(h5py.Group, "copy", full)
+        with pytest.raises(OSError, match=r"new.h5: no space left on device") as raised:
+            writer.copy_held({"v_a": source})
+        monkeypatch.undo()
+    assert not isinstance(raised.value, cache.CacheError)

@@ -1,8 +1,9 @@
 """Injected faults: SIGKILLed workers, SIGTERM and Ctrl-C, two commands writing one output,
-damaged videos, split files and cache shards, splits no model can be trained or tested on,
-bad settings and a full disk. Each run either survives or stops with a clear message naming the file or
-setting; nothing computed before the fault is lost; nothing half-written is read as complete;
-the rerun equals an uninterrupted run.
+damaged videos (a damaged frame, a same-size edit), split files and cache shards, splits no
+model can be trained or tested on, bad and memory-exhausting settings, edited or damaged model
+folders and a full disk (injected, and a real tmpfs). Each run either survives or stops with a
+clear message naming the file or setting; nothing computed before the fault is lost; nothing
+half-written is read as complete; the rerun equals an uninterrupted run.
 
 Each scenario is a function returning an Outcome; the tests assert on it and bench/faults.py
 prints the table of all of them. The scenarios after a finished run share one uninterrupted
@@ -311,7 +312,8 @@ def kill_in_features(reference: Path, folder: Path) -> Outcome:
 
 def kill_in_training(reference: Path, folder: Path) -> Outcome:
     """SIGKILL TrainModel as soon as its first checkpoint exists, then rerun it: it resumes
-    after the checkpointed epoch and ends with the uninterrupted run's weights."""
+    after the checkpointed epoch, removes the killed run's temporary model folder and ends with
+    the uninterrupted run's weights."""
     fault = "SIGKILL mid TrainModel epoch"
     copy_finished(reference, folder)
     before = digests(folder / "cache")
@@ -337,6 +339,7 @@ def kill_in_training(reference: Path, folder: Path) -> Outcome:
         wrong.append("history.csv does not start with the checkpoint's epochs: training "
                      "started over")
     wrong += [f"{p.name} left after training" for p in folder.glob(f"{MODEL}.checkpoints")]
+    wrong += [f"{p.name} left after the rerun" for p in temporary_outputs(folder / "work")]
     wrong += differences(model_weights(model), model_weights(one(reference, MODEL)),
                          "model weights")
     return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong,
@@ -851,8 +854,8 @@ def bom_split_files(folder: Path) -> Outcome:
 
 
 def header_estimate(folder: Path) -> Outcome:
-    """A video whose header claims 12 frames but decodes to 8 (containers store estimates):
-    flow keeps it, with the disagreement in the shard's info."""
+    """A video whose header claims 12 frames but decodes to 8 (as a damaged ninth frame would
+    leave it): flow keeps it, with the disagreement in the shard's info."""
     from test_video import claim_frames
     fault = "header frame count differs from the decoded one"
     splits = ucf101_copy(folder)
@@ -907,6 +910,212 @@ def missing_config_file(folder: Path) -> Outcome:
     return Outcome(fault, clear, [], [f"{p.name} made" for p in folder.iterdir()], message)
 
 
+# ---------------------------------------------------------------- 8. issue 19: edits, damage, bounds
+
+def edited_video_same_size(reference: Path, folder: Path) -> Outcome:
+    """One byte of a video changed in the middle of the file, size kept (a re-encoded frame, a
+    repaired download): its flow shard is computed anew under a new name from the new bytes;
+    the other shard and the old file are kept."""
+    from pipeline.identity.fingerprint import fingerprint
+    fault = "video edited in the middle, same size"
+    copy_finished(reference, folder)
+    old = one(folder, FLOW_SHARD)
+    with cache.Shard(old) as shard:
+        video = next(one(folder, "data/synthetic-*").rglob(f"{shard.videos[0]}.avi"))
+    data = bytearray(video.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    video.write_bytes(bytes(data))
+    before = digests(folder / "cache")
+    done = run(folder, "ComputeFlow", "--shard", "0")
+    if done.returncode != 0:
+        return Outcome(fault, False, [], [], error_line(done.stderr))
+    new = [p for p in folder.glob(FLOW_SHARD) if p != old]
+    wrong = [] if len(new) == 1 else [f"{len(new)} new flow shards 0: the edit was not seen"]
+    if new:
+        with cache.Shard(new[0]) as shard:
+            stored = shard.attrs(video.stem)["fingerprint"]
+        if stored != fingerprint(video):
+            wrong.append(f"{new[0].name} holds {video.stem} of fingerprint {stored}")
+    return Outcome(fault, True, lost_files(before, digests(folder / "cache")), wrong,
+                   f"{video.stem} edited: flow shard 0 recomputed as "
+                   f"{new[0].name if new else '(none)'}")
+
+
+def full_disk_in_features(reference: Path, folder: Path) -> Outcome:
+    """A real full disk: a tmpfs with room for half a shard mounted over the rgb features
+    folder while ExtractFeatures writes shard 0. The command fails (not a crash) with a line
+    naming the file and "no space left", leaves no temporary file and keeps shard 1; with
+    space freed, the rerun equals the reference."""
+    fault = "disk full (a real tmpfs) mid ExtractFeatures shard"
+    copy_finished(reference, folder)
+    shard = one(folder, RGB_SHARD)
+    features = shard.parent
+    kept = {p.name: p.read_bytes() for p in features.iterdir() if p != shard}
+    room = sum(-(-len(data) // 4096) * 4096 for data in kept.values()) + shard.stat().st_size // 2
+    shutil.rmtree(features)
+    features.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={room}", "tmpfs",
+                              str(features)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        return Outcome(fault, False, [], [], f"cannot mount a tmpfs: {mounted.stderr.strip()}")
+    try:
+        for name, data in kept.items():
+            (features / name).write_bytes(data)
+        before = digests(folder / "cache")
+        args = ("ExtractFeatures", "--stream", "rgb", "--shard", "0")
+        failed = run(folder, *args)
+        message = error_line(failed.stderr)
+        wrong = [f"exit {failed.returncode}: a crash"] if failed.returncode < 0 or \
+            failed.returncode > 128 else []
+        wrong += [f"{p.name} left behind" for p in temporary_outputs(folder / "cache")]
+        wrong += [f"{shard.name} exists after the failure"] if shard.exists() else []
+        clear = (failed.returncode != 0 and "no space left" in message
+                 and shard.name in message)
+        lost = lost_files(before, digests(folder / "cache"))
+        subprocess.run(["mount", "-o", f"remount,size={room * 4}", str(features)], check=True)
+        again = run(folder, *args)
+        if again.returncode != 0:
+            return Outcome(fault, False, lost, wrong, error_line(again.stderr))
+        wrong += differences(shard_content(shard), shard_content(one(reference, RGB_SHARD)),
+                             shard.name)
+    finally:
+        subprocess.run(["umount", str(features)], check=True)
+    return Outcome(fault, clear, lost, wrong, message)
+
+
+def damaged_frame(folder: Path, strict: bool) -> tuple[Path, subprocess.CompletedProcess]:
+    """A UCF101-format copy whose first training video has its fourth of 8 frames damaged;
+    both flow shards run."""
+    from test_video import damage_frame
+    splits = ucf101_copy(folder)
+    if strict:
+        write_config(folder, {"run": {"dataset": "ucf101", "strict": "true"},
+                              "ucf101": {"videos": str(splits.parent / "UCF-101"),
+                                         "splits": str(splits)}})
+    video = splits.parent / "UCF-101" / (splits / "trainlist01.txt").read_text().split()[0]
+    damage_frame(video, 3)
+    runs = [run(folder, "ComputeFlow", "--shard", str(shard)) for shard in (0, 1)]
+    return video, next((done for done in runs if done.returncode != 0), runs[-1])
+
+
+def damaged_frame_kept_short(folder: Path) -> Outcome:
+    """A damaged fourth frame: flow keeps the 3 frames before it and the report lists the
+    video as kept short ("decoded 3 of the 8 frames its header counts")."""
+    from pipeline.report import report
+    fault = "a damaged frame in the middle of a video"
+    video, done = damaged_frame(folder, strict=False)
+    if done.returncode != 0:
+        return Outcome(fault, False, [], [], error_line(done.stderr))
+    paths = [str(p) for p in folder.glob("cache/ucf101/flow-*/shard-*.h5")]
+    listed = report.shard_summary(paths)["short"]
+    lengths = {}
+    for path in paths:
+        with cache.Shard(path) as shard:
+            lengths.update({v: shard.length(v, "flow") for v in shard.videos})
+    wrong = [] if "decoded 3 of the 8 frames" in listed.get(video.stem, "") else [
+        f"the report's list of short videos is {listed}"]
+    lost = [] if lengths.get(video.stem) == 2 else [f"{video.stem}: {lengths.get(video.stem)} "
+                                                    "flow frames, 2 expected"]
+    return Outcome(fault, True, lost, wrong, f"{video.stem}: {listed.get(video.stem, '')}")
+
+
+def damaged_frame_strict(folder: Path) -> Outcome:
+    """The same damaged frame under [run] strict = true: ComputeFlow stops with an error naming
+    the video and the frame counts, and writes no shard of it."""
+    fault = "a damaged frame in the middle of a video, [run] strict = true"
+    video, done = damaged_frame(folder, strict=True)
+    message = error_line(done.stderr)
+    clear = done.returncode != 0 and f"{video}: decoded 3 of the 8 frames" in message
+    wrong = [f"{p.name} left behind" for p in temporary_outputs(folder / "cache")]
+    for path in folder.glob("cache/ucf101/flow-*/shard-*.h5"):
+        with cache.Shard(path) as shard:
+            wrong += [f"{video.stem} cached in {path.name}"] if video.stem in shard else []
+    return Outcome(fault, clear, [], wrong, message)
+
+
+def refused_window(reference: Path, folder: Path, fault: str, section: str, key: str,
+                   args: tuple[str, ...], output: str) -> Outcome:
+    """[section] key = 1000 frames on 8-frame videos: the task stops, before any model call,
+    with an error naming the setting and the longest video, and writes no ``output``."""
+    copy_finished(reference, folder)
+    write_config(folder, {section: {key: "1000"}})
+    done = run(folder, *args)
+    message = error_line(done.stderr)
+    clear = done.returncode != 0 and f"[{section}] {key} = 1000: the longest" in message
+    wrong = [str(p.relative_to(folder)) + " written" for p in folder.glob(output)]
+    return Outcome(fault, clear, [], wrong, message)
+
+
+def huge_evaluate_length(reference: Path, folder: Path) -> Outcome:
+    return refused_window(reference, folder, "[evaluate] length = 1000 (8-frame videos)",
+                          "evaluate", "length", ("Evaluate", "--arch", "videolstm", "--stream",
+                                                 "rgb", "--attention", "motion"),
+                          "work/synthetic/evaluation/*")
+
+
+def huge_snippet(reference: Path, folder: Path) -> Outcome:
+    return refused_window(reference, folder, "[train] snippet = 1000 (8-frame videos)", "train",
+                          "snippet", TRAIN, MODEL)
+
+
+def edited_model_folder(reference: Path, folder: Path, fault: str, edit: Callable[[Path], None],
+                        file: str, expected: str) -> Outcome:
+    """A copy of the reference model folder, edited, given to predict: exit 1 with an error
+    line naming the edited file (``expected``, a regex), and no results written."""
+    model = folder / "model"
+    shutil.copytree(one(reference, MODEL), model)
+    edit(model)
+    video = next(one(reference, "data/synthetic-*").rglob("*.avi"))
+    done = subprocess.run([sys.executable, "-m", "pipeline.predict", str(video), "--model",
+                           str(model), "--out", str(folder / "out")], capture_output=True,
+                          text=True, timeout=600)
+    last = (done.stderr.strip().splitlines() or [""])[-1]
+    clear = (done.returncode == 1 and last.startswith("python -m pipeline.predict: error: ")
+             and f"model/{file}" in last and re.search(expected, last) is not None)
+    wrong = ["results written"] if (folder / "out").exists() else []
+    return Outcome(fault, clear, [], wrong, last)
+
+
+def edit_record(model: Path, edit: Callable[[dict], None]) -> None:
+    data = json.loads((model / "model.json").read_text())
+    edit(data)
+    (model / "model.json").write_text(json.dumps(data))
+
+
+def reordered_classes(reference: Path, folder: Path) -> Outcome:
+    return edited_model_folder(reference, folder, "model.json class names reordered",
+                               lambda model: edit_record(model, lambda d: d["classes"].reverse()),
+                               "model.json", r"classes = .* was edited")
+
+
+def other_frame_size(reference: Path, folder: Path) -> Outcome:
+    return edited_model_folder(reference, folder, "model.json frame size changed",
+                               lambda model: edit_record(model, lambda d: d.update(
+                                   frame_size="320x240")), "model.json", r"frame_size")
+
+
+def lost_record_key(reference: Path, folder: Path) -> Outcome:
+    return edited_model_folder(reference, folder, "model.json missing a key (damaged)",
+                               lambda model: edit_record(model, lambda d: d.pop("stream")),
+                               "model.json", r"edited or damaged")
+
+
+def damaged_model_keras(reference: Path, folder: Path) -> Outcome:
+    def damage(model: Path) -> None:
+        data = bytearray((model / "model.keras").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (model / "model.keras").write_bytes(bytes(data))
+    return edited_model_folder(reference, folder, "model.keras: one byte changed", damage,
+                               "model.keras", r"sha256 \w+ is not")
+
+
+def truncated_model_keras(reference: Path, folder: Path) -> Outcome:
+    def truncate_model(model: Path) -> None:
+        truncate(model / "model.keras")
+    return edited_model_folder(reference, folder, "model.keras truncated", truncate_model,
+                               "model.keras", r"damaged, not a readable .keras archive")
+
+
 # ---------------------------------------------------------------- all scenarios
 
 AFTER_REFERENCE: dict[str, Callable[[Path, Path], Outcome]] = {
@@ -920,6 +1129,15 @@ AFTER_REFERENCE: dict[str, Callable[[Path, Path], Outcome]] = {
     "SIGTERM to the group": sigterm_to_group,
     "SIGINT to the group": sigint_to_group,
     "two commands": two_commands_one_shard,
+    "edited video": edited_video_same_size,
+    "full disk in features": full_disk_in_features,
+    "huge evaluate length": huge_evaluate_length,
+    "huge snippet": huge_snippet,
+    "reordered classes": reordered_classes,
+    "other frame size": other_frame_size,
+    "lost record key": lost_record_key,
+    "damaged model.keras": damaged_model_keras,
+    "truncated model.keras": truncated_model_keras,
 }
 """Scenarios that start from the reference run's outputs."""
 
@@ -935,6 +1153,8 @@ ON_THEIR_OWN: dict[str, Callable[[Path], Outcome]] = {
     "Latin-1 split file": latin1_split_file,
     "BOM split files": bom_split_files,
     "header frame count": header_estimate,
+    "damaged frame": damaged_frame_kept_short,
+    "damaged frame strict": damaged_frame_strict,
     "missing config file": missing_config_file,
     **{fault: (lambda folder, fault=fault: bad_setting(folder, fault)) for fault in BAD_SETTINGS},
 }
@@ -974,9 +1194,15 @@ def reference(tmp_path_factory):
     return prepare_reference(tmp_path_factory.mktemp("reference"))
 
 
+NEEDS_ROOT = ("full disk in features",)
+"""Scenarios that mount a filesystem."""
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(AFTER_REFERENCE))
 def test_fault_after_a_finished_run(name, reference, tmp_path):
+    if name in NEEDS_ROOT and os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
     check(AFTER_REFERENCE[name](reference, tmp_path))
 
 

@@ -7,7 +7,8 @@ import pytest
 from models import vgg16
 from pipeline import cache, features
 from pipeline.progress import Progress
-from pipeline.video import HEADER_DISAGREES, iter_frames, read_frames, write_video
+from pipeline.report import report
+from pipeline.video import HEADER_DISAGREES, VideoError, iter_frames, read_frames, write_video
 
 
 def test_rgb_preprocessing_is_bgr_minus_imagenet_mean():
@@ -77,27 +78,58 @@ def test_finetune_names_an_unknown_layer():
                           "fc9", 1, 1e-3, 2, 0)
 
 
-@pytest.mark.parametrize("stream, offset", [("rgb", 0), ("flow", 1)])
-def test_feature_shard_trusts_the_decoded_frame_count_and_records_the_header(tmp_path, stream,
-                                                                            offset):
-    # 5 frames decoded (flow: 5 images of 6 frames) where the header said 9 or 6 + offset
-    model = vgg16.initialise(stream, 2, 32, "none", seed=0)
-    extractor = vgg16.feature_extractor(model)
-    channels = vgg16.STREAM_CHANNELS[stream]
-    clip = np.random.default_rng(2).integers(0, 255, (5, 24, 30, channels), dtype=np.uint8)
-    videos = pd.DataFrame({"video_id": ["estimated", "exact"], "label_index": [0, 1],
-                           "n_frames": [9, 5 + offset], "path": ["a.avi", "b.avi"],
-                           "fingerprint": ["fa", "fb"]})
+def header_test_videos(folder):
+    """Three real MJPG videos: "exact" (6 frames), "estimated" (6 frames, its header claims 4,
+    as containers that store an estimate do) and "damaged" (8 frames, the fourth damaged, so
+    that 3 decode)."""
+    from test_video import claim_frames, damage_frame
+    frames = np.random.default_rng(2).integers(0, 255, (8, 24, 32, 3), dtype=np.uint8)
+    paths = {name: folder / f"{name}.avi" for name in ("exact", "estimated", "damaged")}
+    write_video(paths["exact"], frames[:6])
+    write_video(paths["estimated"], frames[:6])
+    claim_frames(paths["estimated"], 4)
+    write_video(paths["damaged"], frames)
+    damage_frame(paths["damaged"], 3)
+    return pd.DataFrame({"video_id": list(paths), "label_index": [0, 1, 0],
+                         "n_frames": [6, 4, 8], "path": [str(p) for p in paths.values()],
+                         "fingerprint": ["fa", "fb", "fc"]})
+
+
+def frames_of(stream):
+    """A video's decoded frames (rgb), or as many flow images as it has frame pairs (flow)."""
+    if stream == "rgb":
+        return lambda row: iter_frames(row.path)
+    return lambda row: iter(np.full((len(read_frames(row.path)) - 1, 24, 32, 2), 128, np.uint8))
+
+
+@pytest.mark.parametrize("stream", ["rgb", "flow"])
+def test_feature_shard_keeps_what_decodes_and_records_the_header_count(tmp_path, stream):
+    extractor = vgg16.feature_extractor(vgg16.initialise(stream, 2, 32, "none", seed=0))
+    videos = header_test_videos(tmp_path)
     description = cache.describe("features", {"stream": stream})
-    with Progress(2, "features") as progress:
+    with Progress(3, "features") as progress:
         features.write_feature_shard(tmp_path / "shard.h5", description, videos,
-                                     lambda row: iter(clip), extractor, stream, 32, 2,
-                                     "float16", strict=True, progress=progress)
+                                     frames_of(stream), extractor, stream, 32, 2, "float16",
+                                     strict=False, progress=progress)
     with cache.Shard(tmp_path / "shard.h5", description) as shard:
-        assert sorted(shard.videos) == ["estimated", "exact"] and not shard.skipped
-        assert shard.length("estimated", "fc7") == 5
-        assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 9,
-                                                              "decoded": 5 + offset}}
+        assert sorted(shard.videos) == ["damaged", "estimated", "exact"] and not shard.skipped
+        assert shard.length("damaged", "fc7") == 3 - (stream == "flow")
+        assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 4, "decoded": 6},
+                                                "damaged": {"header": 8, "decoded": 3}}
+    assert report.shard_summary([str(tmp_path / "shard.h5")])["short"] == {
+        "damaged": "kept short: decoded 3 of the 8 frames its header counts (decoding stops "
+                   "at a damaged frame)"}
+
+
+@pytest.mark.parametrize("stream", ["rgb", "flow"])
+def test_strict_refuses_a_video_decoded_short_of_its_header(tmp_path, stream):
+    extractor = vgg16.feature_extractor(vgg16.initialise(stream, 2, 32, "none", seed=0))
+    videos = header_test_videos(tmp_path)
+    with Progress(3, "features") as progress, \
+            pytest.raises(VideoError, match=r"damaged.avi: decoded 3 of the 8 frames"):
+        features.write_feature_shard(tmp_path / "shard.h5", cache.describe("features", {}),
+                                     videos, frames_of(stream), extractor, stream, 32, 2,
+                                     "float16", strict=True, progress=progress)
 
 
 def test_rgb_features_are_taken_from_frames_at_the_frame_size(tmp_path, monkeypatch):

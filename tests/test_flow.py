@@ -152,25 +152,36 @@ def test_pool_equals_sequential_and_survives_a_broken_video(pool, tmp_path):
         assert str(path) in str(results[str(path)])
 
 
-def test_flow_shard_trusts_the_decoded_frame_count_and_records_the_header(pool, tmp_path):
-    # The manifest's count is the header's, often an estimate (12 for 8 frames, or 0 when the
-    # header has none): the readable video is kept, the disagreement listed in the shard info.
+def test_flow_shard_keeps_what_decodes_and_records_the_header_count(pool, tmp_path):
+    # A header's count may be an estimate (6 for 8 frames, or 0 when it has none): the video is
+    # kept, the disagreement listed in the shard info. A damaged fourth frame ends decoding at
+    # 3 of the header's 8: kept short and listed, an error when strict.
+    from test_video import claim_frames, damage_frame
     rng = np.random.default_rng(7)
-    paths = [tmp_path / f"{name}.avi" for name in ("estimated", "uncounted", "exact")]
+    paths = [tmp_path / f"{name}.avi" for name in ("estimated", "uncounted", "exact", "damaged")]
     for path in paths:
         write_video(path, shifted_clip(rng, [(1, 0)] * 7))
+    claim_frames(paths[0], 6)
+    claim_frames(paths[1], 0)
+    damage_frame(paths[3], 3)
     videos = pd.DataFrame({"video_id": [p.stem for p in paths], "path": [str(p) for p in paths],
-                           "n_frames": [12, 0, 8], "fingerprint": ["f1", "f2", "f3"]})
+                           "n_frames": [6, 0, 8, 8], "fingerprint": ["f1", "f2", "f3", "f4"]})
     description = cache.describe("flow", {"bound": 20.0})
-    with Progress(3, "flow") as progress:
+    with Progress(4, "flow") as progress:
         write_flow_shard(tmp_path / "shard.h5", description, videos, TVL1Params(), pool,
-                         strict=True, progress=progress)
+                         strict=False, progress=progress)
     with cache.Shard(tmp_path / "shard.h5", description) as shard:
-        assert sorted(shard.videos) == ["estimated", "exact", "uncounted"] and not shard.skipped
+        assert sorted(shard.videos) == ["damaged", "estimated", "exact", "uncounted"]
+        assert not shard.skipped
         assert {video: shard.length(video, "flow") for video in shard.videos} == {
-            "estimated": 7, "exact": 7, "uncounted": 7}
-        assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 12, "decoded": 8},
-                                                "uncounted": {"header": 0, "decoded": 8}}
+            "estimated": 7, "exact": 7, "uncounted": 7, "damaged": 2}
+        assert shard.info[HEADER_DISAGREES] == {"estimated": {"header": 6, "decoded": 8},
+                                                "uncounted": {"header": 0, "decoded": 8},
+                                                "damaged": {"header": 8, "decoded": 3}}
+    with Progress(4, "flow") as progress, \
+            pytest.raises(VideoError, match=r"damaged.avi: decoded 3 of the 8 frames"):
+        write_flow_shard(tmp_path / "strict.h5", description, videos, TVL1Params(), pool,
+                         strict=True, progress=progress)
 
 
 def test_flow_shard_copies_held_videos_instead_of_computing_them(pool, tmp_path):

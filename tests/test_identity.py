@@ -1,5 +1,6 @@
 """Cache identity: video fingerprints, stable shards, and paths that follow content only."""
 
+import json
 import os
 import shutil
 
@@ -9,7 +10,7 @@ import pytest
 
 from pipeline import sharding
 from pipeline.datasets import synthetic
-from pipeline.identity.fingerprint import FingerprintCache, content_hash, fingerprint
+from pipeline.identity.fingerprint import VERSION, FingerprintCache, content_hash, fingerprint
 
 
 def test_fingerprint_follows_content_not_path(tmp_path):
@@ -23,6 +24,45 @@ def test_fingerprint_follows_content_not_path(tmp_path):
     data[10] ^= 1
     copy.write_bytes(bytes(data))
     assert fingerprint(a) != fingerprint(copy)
+
+
+def test_fingerprint_changes_with_a_same_size_edit_in_the_middle(tmp_path):
+    """A re-encoded frame in the middle of a file keeps its size and both ends (1 MiB of
+    each here, more than any header or index) but not its fingerprint."""
+    video = tmp_path / "v.avi"
+    data = bytearray(np.random.default_rng(0).integers(0, 256, 3 << 20, np.uint8).tobytes())
+    video.write_bytes(bytes(data))
+    before = fingerprint(video)
+    data[len(data) // 2] ^= 0xFF
+    video.write_bytes(bytes(data))
+    assert fingerprint(video) != before
+
+
+def test_fingerprint_store_of_another_version_is_computed_anew(tmp_path):
+    """A store written by the end-hashing version (a plain path -> [size, mtime, fingerprint]
+    table) is not trusted, even for files whose size and time did not change."""
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"x" * 100)
+    stat = video.stat()
+    store = tmp_path / "fingerprints.json"
+    store.write_text(json.dumps({str(video.resolve()): [stat.st_size, stat.st_mtime_ns,
+                                                        "0123456789abcdef"]}))
+    cache = FingerprintCache(store)
+    assert cache.get(video) == fingerprint(video) != "0123456789abcdef"
+    cache.save()
+    assert json.loads(store.read_text())["algorithm_version"] == VERSION
+
+
+def test_fingerprint_cache_does_not_rehash_an_unchanged_file(tmp_path, monkeypatch):
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"x" * 100)
+    store = tmp_path / "fingerprints.json"
+    first = FingerprintCache(store)
+    known = first.get(video)
+    first.save()
+    monkeypatch.setattr("pipeline.identity.fingerprint.fingerprint",
+                        lambda path: pytest.fail(f"{path} hashed again"))
+    assert FingerprintCache(store).get(video) == known
 
 
 def test_fingerprint_cache_rereads_a_file_that_changed(tmp_path):

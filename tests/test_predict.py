@@ -12,7 +12,7 @@ import pytest
 
 from models import vgg16
 from models.registry import ModelSizes, build_model
-from pipeline import cache, features, localization, predict
+from pipeline import cache, features, localization, model_files, predict
 from pipeline.flow.tvl1 import FlowPool, TVL1Params, video_flow, write_flow_shard
 from pipeline.predict import (ConvnetRef, ModelRecord, Predictor, main, predict_video,
                               read_model_record)
@@ -84,9 +84,8 @@ def record_of(convnets, checksums, arch, stream, attention, frame_size=(64, 48),
 def write_record(folder, convnets, checksums, arch, stream, attention, **settings):
     """model.json as TrainModel writes it: its description and timings beside the record."""
     record = record_of(convnets, checksums, arch, stream, attention, **settings)
-    report.write_json(folder / "model.json", {
-        "description": cache.describe("model", {"arch": arch}), "videos": 9, "seconds": 1.0,
-        **record.as_json()})
+    model_files.seal(folder, record.as_json(), {
+        "description": cache.describe("model", {"arch": arch}), "videos": 9, "seconds": 1.0})
     return record
 
 
@@ -272,7 +271,8 @@ def test_a_model_folder_round_trips_its_description(setup, tmp_path):
         record = record_of(setup["convnets"], setup["checksums"], arch, stream, attention)
         folder = tmp_path / arch
         folder.mkdir()
-        report.write_json(folder / "model.json", {"description": {}, **record.as_json()})
+        shutil.copy(setup["models"][arch] / "model.keras", folder / "model.keras")
+        model_files.seal(folder, record.as_json(), {"description": {}})
         assert read_model_record(folder) == record
         assert read_model_record(folder / "model.keras") == record
         assert ModelRecord.from_json(json.loads(json.dumps(record.as_json()))) == record
@@ -296,13 +296,62 @@ def test_predictor_from_a_model_folder_has_its_settings(setup):
 def test_a_model_folder_made_before_model_json_is_refused(setup, tmp_path):
     folder = tmp_path / "old-model"
     folder.mkdir()
-    shutil.copy(setup["models"]["videolstm"] / "model.keras", folder / "model.keras")
+    shutil.copy(setup["models"]["convalstm"] / "model.keras", folder / "model.keras")
     with pytest.raises(FileNotFoundError, match=r"old-model/model.json does not exist.*retrain"):
         Predictor.from_folder(folder)
     report.write_json(folder / "model.json", {"description": {}, "videos": 9, "seconds": 1.0})
-    with pytest.raises(ValueError, match=r"model.json lacks arch, attention, stream, classes.*"
-                                         r"retrain"):
+    with pytest.raises(ValueError, match=r"old-model/model.keras carries no record .*retrain"):
         Predictor.from_folder(folder)
+
+
+def edit_json(path, edit):
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def flip_middle(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("edit, file, expected", [
+    (lambda folder: edit_json(folder / "model.json", lambda d: d["classes"].reverse()),
+     "model.json", r"classes = \["),
+    (lambda folder: edit_json(folder / "model.json", lambda d: d.update(frame_size="320x240")),
+     "model.json", r'frame_size = "320x240" is not the "64x48"'),
+    (lambda folder: edit_json(folder / "model.json", lambda d: d.pop("dtype")),
+     "model.json", r"dtype = \"<missing>\" .*edited or damaged"),
+    (lambda folder: flip_middle(folder / "model.keras"), "model.keras", r"sha256 \w+ is not"),
+    (lambda folder: (folder / "model.keras").write_bytes((folder / "model.keras").read_bytes()
+                                                         [:4096]),
+     "model.keras", r"damaged, not a readable .keras archive"),
+])
+def test_a_model_folder_is_checked_as_a_whole(setup, tmp_path, edit, file, expected):
+    """Reordered class names, another frame size, a key lost from model.json, a byte changed
+    or the end lost in model.keras: an error naming the file, not other labels or scores (nor
+    "File not found" for a damaged model.keras, nor an old model for a damaged model.json)."""
+    folder = tmp_path / "model"
+    model_copy(setup, folder)
+    assert Predictor.from_folder(folder).class_names == NAMES
+    edit(folder)
+    with pytest.raises((ValueError, OSError), match=rf"model/{file}\b.*{expected}"):
+        Predictor.from_folder(folder)
+
+
+def test_predict_says_when_a_damaged_frame_cut_the_video_short(setup, tmp_path, capsys):
+    from test_video import damage_frame
+    video = tmp_path / "damaged.avi"
+    shutil.copy(setup["video"], video)
+    damage_frame(video, 3)
+    main([str(video), "--model", str(setup["models"]["videolstm"]), "--out",
+          str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert err.strip() == (f"python -m pipeline.predict: warning: {video}: decoded 3 of the "
+                           f"{N_FRAMES} frames its header counts (decoding stops at a damaged "
+                           "frame); the results cover only the frames before it")
+    assert "over 2 frames" in out
 
 
 def test_predict_refuses_a_convnet_with_other_weights(setup, tmp_path, capsys):
@@ -332,14 +381,14 @@ def test_predict_finds_moved_convnets_by_name(setup, tmp_path):
                        match="nowhere/convnet-flow-0123abcd: no flow convnet here"):
         Predictor.from_folder(setup["models"]["videolstm"], tmp_path / "nowhere")
     moved = tmp_path / "moved"
-    record = model_copy(setup, moved)
-    data = json.loads((moved / "model.json").read_text())
-    data["convnets"]["rgb"]["path"] = str(tmp_path / "gone" / "convnet-rgb-0123abcd")
-    (moved / "model.json").write_text(json.dumps(data))
+    moved.mkdir()
+    shutil.copy(setup["models"]["videolstm"] / "model.keras", moved / "model.keras")
+    gone = {**setup["convnets"], "rgb": tmp_path / "gone" / "convnet-rgb-0123abcd"}
+    record = record_of(gone, setup["checksums"], "videolstm", "rgb", "motion")
+    model_files.seal(moved, record.as_json(), {"description": {}})
     with pytest.raises(FileNotFoundError, match="gone/convnet-rgb-0123abcd: the rgb convnet .*"
                                                 "--convnets"):
         Predictor.from_folder(moved)
-    assert record.frame_size == (64, 48)
 
 
 def test_predict_computes_flow_with_the_recorded_settings(setup, monkeypatch):

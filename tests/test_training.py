@@ -6,13 +6,14 @@ import os
 import h5py
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from models.registry import ModelSizes, build_model
 from pipeline import cache, sampling, scoring
 from pipeline.training.loader import SnippetLoader, as_dataset, reader_count, training_batches
 from pipeline.training.loop import (Checkpoints, checksum_except_classifier, compile_model,
-                                    held_out_accuracy, segment_scores, train,
+                                    evaluate_model, held_out_accuracy, segment_scores, train,
                                     transfer_except_classifier, whole_video, write_history)
 from pipeline.training.source import FeatureSource, ModelInputs, feature_statistics
 
@@ -175,6 +176,35 @@ def test_feature_statistics_are_per_channel_over_sampled_frames(shards):
     values = sample.reshape(-1, 5).astype(np.float64)
     np.testing.assert_allclose(mean, values.mean(0), rtol=1e-6)
     np.testing.assert_allclose(variance, values.var(0), rtol=1e-6)
+
+
+def test_segment_scores_in_bounded_calls_equal_one_call(shards):
+    paths, _, _ = shards
+    model = make_model()
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
+        whole = segment_scores(model, source, "v3", n_segments=5, length=6)
+        for per_call in (1, 2):
+            np.testing.assert_allclose(
+                segment_scores(model, source, "v3", n_segments=5, length=6, per_call=per_call),
+                whole, rtol=1e-5)
+
+
+def test_evaluate_refuses_windows_far_beyond_the_longest_test_video(shards, tmp_path):
+    """The test videos have 12 to 17 frames: a length or a segment count over 34 is refused
+    before any model call; 20 frames are padded, and evaluated."""
+    paths, _, videos = shards
+    make_model().save(tmp_path / "model.keras")
+    manifest = pd.DataFrame({"video_id": list(videos), "split": "test",
+                             "label_index": [label for _, label in videos.values()],
+                             "label": [f"c{label}" for _, label in videos.values()]})
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
+        with pytest.raises(ValueError, match=r"\[evaluate\] length = 35: the longest test "
+                                             r"video has 17 frames.*at most 34"):
+            evaluate_model(tmp_path, source, manifest, 3, 35)
+        with pytest.raises(ValueError, match=r"\[evaluate\] segments = 35: the longest"):
+            evaluate_model(tmp_path, source, manifest, 35, 6)
+        _, metrics = evaluate_model(tmp_path, source, manifest, 3, 20)
+    assert metrics["videos"] == 6
 
 
 def test_held_out_accuracy_scores_one_centred_window_per_video(shards):

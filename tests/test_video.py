@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.video import (VideoError, count_frames, format_frame_size, iter_frames,
-                            parse_frame_size, probe_frame_count, read_frames, resize_frame,
-                            write_video)
+from pipeline.video import (VideoError, count_frames, format_frame_size, header_frames,
+                            iter_frames, parse_frame_size, probe_frame_count, read_frames,
+                            resize_frame, shortfall, write_video)
 
 
 def claim_frames(path, count: int) -> None:
@@ -18,6 +18,36 @@ def claim_frames(path, count: int) -> None:
     struct.pack_into("<I", data, data.find(b"avih") + 8 + 16, count)
     struct.pack_into("<I", data, data.find(b"strh") + 8 + 32, count)
     path.write_bytes(bytes(data))
+
+
+def damage_frame(path, index: int) -> None:
+    """Flip the bytes of the Huffman tables of frame ``index`` of an MJPG AVI (its JPEG's
+    DHT segments), as a bad sector or a broken download may: that frame no longer decodes,
+    the others still do."""
+    data = bytearray(path.read_bytes())
+    start = -1
+    for _ in range(index + 1):
+        start = data.index(b"\xff\xd8\xff", start + 1)
+    scan = data.index(b"\xff\xda", start)
+    table = data.find(b"\xff\xc4", start)
+    while 0 <= table < scan:
+        length = int.from_bytes(data[table + 2:table + 4], "big")
+        for offset in range(table + 5, table + 2 + length):
+            data[offset] ^= 0xFF
+        table = data.find(b"\xff\xc4", table + 2 + length)
+    path.write_bytes(bytes(data))
+
+
+def test_a_damaged_frame_cuts_decoding_short_and_says_so(tmp_path):
+    path = tmp_path / "clip.avi"
+    write_video(path, _smooth_frames(8))
+    damage_frame(path, 3)
+    assert len(read_frames(path)) == count_frames(path) == 3
+    assert header_frames(path) == probe_frame_count(path) == 8
+    assert shortfall(header_frames(path), 3) == (
+        "decoded 3 of the 8 frames its header counts (decoding stops at a damaged frame)")
+    assert shortfall(8, 8) == shortfall(0, 3) == shortfall(8, 12) == ""
+    assert header_frames(tmp_path / "absent.avi") == 0
 
 
 def _smooth_frames(n=6, h=48, w=64):

@@ -26,6 +26,7 @@ import pandas as pd
 from pipeline import cache
 from pipeline.progress import Progress
 from pipeline.video import (HEADER_DISAGREES, FrameSize, VideoError, header_disagreement,
+                            header_frames, shortfall,
                             iter_frames, resize_frame)
 
 
@@ -379,14 +380,13 @@ def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1
     flow shard of the same settings holding it, e.g. of another sharding) are copied from
     there.
 
-    The decoded frame count is trusted over the manifest's header count, which containers often
-    store as an estimate; a disagreement is recorded in the shard's info (HEADER_DISAGREES). A
-    video that cannot be decoded is recorded as skipped with its reason (strict: the error
-    stops the shard).
+    The decoded frame count is used, and a disagreement with the file's header count is
+    recorded in the shard's info (HEADER_DISAGREES); a video decoded short of its header (a
+    damaged frame ends decoding: `shortfall`) is an error when strict. A video that cannot be
+    decoded is recorded as skipped with its reason (strict: the error stops the shard).
     """
     start = time.perf_counter()
     pairs = 0
-    header = dict(zip(videos["path"], videos["n_frames"]))
     video_ids = dict(zip(videos["path"], videos["video_id"]))
     disagreements = {}
     held = held or {}
@@ -403,10 +403,12 @@ def write_flow_shard(path, description: dict, videos: pd.DataFrame, params: TVL1
                     raise result
                 writer.skip(video_id, str(result))
             else:
+                header = header_frames(video_path)
+                if strict and shortfall(header, len(result) + 1):
+                    raise VideoError(f"{video_path}: {shortfall(header, len(result) + 1)}")
                 writer.add(video_id, {"flow": result}, {"n_frames": len(result) + 1,
                                                         "fingerprint": fingerprints[video_path]})
-                disagreements.update(header_disagreement(video_id, header[video_path],
-                                                         len(result) + 1))
+                disagreements.update(header_disagreement(video_id, header, len(result) + 1))
                 pairs += len(result)
             progress.advance(video_id)
         writer.info.update(seconds=round(time.perf_counter() - start, 2), frames=pairs,

@@ -228,7 +228,8 @@ def training_histories(models: dict[str, Path]) -> dict:
 def skipped_videos(dataset: str, manifests: tuple[Path, ...],
                    shards: dict[str, list[Path]]) -> dict[str, str]:
     """Videos skipped by the flow and feature stages of a dataset (stage -> its shard files,
-    those not made yet passed over), and by the manifests' boxes, with their reasons."""
+    those not made yet passed over), or kept decoded short of their header, and by the
+    manifests' boxes, with their reasons."""
     skipped = {}
     for manifest in manifests:
         table = read_manifest(manifest)
@@ -236,6 +237,7 @@ def skipped_videos(dataset: str, manifests: tuple[Path, ...],
                         in zip(table["video_id"], table["tubes_skipped"]) if reason})
     for stage, paths in shards.items():
         paths = [str(path) for path in paths if path.exists()]
+        summary = report.shard_summary(paths)
         skipped.update({f"{dataset}/{video} ({stage})": reason for video, reason in
-                        report.shard_summary(paths)["skipped"].items()})
+                        {**summary["short"], **summary["skipped"]}.items()})
     return skipped

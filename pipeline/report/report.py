@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline import cache
 from pipeline.report import paper_results
+from pipeline.video import HEADER_DISAGREES, shortfall
 
 
 def write_json(path: str | Path, record: dict) -> None:
@@ -51,15 +52,20 @@ def stage_times(path: str | Path) -> dict[str, float]:
 
 
 def shard_summary(paths: list[str]) -> dict:
-    """Videos, skipped videos, frames, seconds and bytes over a stage's shard files."""
+    """Videos, skipped videos, videos decoded short of their header (kept), frames, seconds and
+    bytes over a stage's shard files."""
     summary = {"shards": len(paths), "videos": 0, "frames": 0, "seconds": 0.0, "bytes": 0,
-               "skipped": {}}
+               "skipped": {}, "short": {}}
     for path in paths:
         with cache.Shard(path) as shard:
             summary["videos"] += len(shard.videos)
             summary["frames"] += shard.info.get("frames", 0)
             summary["seconds"] += shard.info.get("seconds", 0.0)
             summary["skipped"].update(shard.skipped)
+            summary["short"].update({
+                video: f"kept short: {shortfall(counts['header'], counts['decoded'])}"
+                for video, counts in shard.info.get(HEADER_DISAGREES, {}).items()
+                if shortfall(counts["header"], counts["decoded"])})
         summary["bytes"] += Path(path).stat().st_size
     return summary
 

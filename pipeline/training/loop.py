@@ -23,7 +23,7 @@ import pandas as pd
 import tensorflow as tf
 
 from models import registry  # also registers the custom layers load_model needs
-from pipeline import cache, sampling, scoring
+from pipeline import bounds, cache, sampling, scoring
 from pipeline.manifest import check_trainable
 from pipeline.training.loader import SnippetLoader
 from pipeline.training.source import FeatureSource, feature_statistics
@@ -152,14 +152,19 @@ def write_history(history: list[dict], path: str | Path) -> None:
 
 
 def segment_scores(model: keras.Model, source: FeatureSource, video_id: str, n_segments: int,
-                   length: int) -> np.ndarray:
+                   length: int, per_call: int = 25) -> np.ndarray:
     """Video-level class scores (C,): 25 equally spaced 30-frame segments, frame scores summed
-    over time, averaged over segments (paper 5.2)."""
+    over time, averaged over segments (paper 5.2); ``per_call`` segments go through the model
+    at a time (`bounds.per_call`), so memory stays bounded and a SIGTERM is acted on between
+    calls."""
     indices = sampling.segment_indices(source.length(video_id), n_segments, length)
-    inputs = {name: array.reshape(*indices.shape, *array.shape[1:])
-              for name, array in source.frames(video_id, indices.ravel()).items()}
-    scores = np.asarray(model.predict_on_batch(inputs)["scores"])
-    return scoring.video_scores(scores)
+    scores = []
+    for start in range(0, len(indices), per_call):
+        chosen = indices[start:start + per_call]
+        inputs = {name: array.reshape(*chosen.shape, *array.shape[1:])
+                  for name, array in source.frames(video_id, chosen.ravel()).items()}
+        scores.append(np.asarray(model.predict_on_batch(inputs)["scores"]))
+    return scoring.video_scores(np.concatenate(scores))
 
 
 def whole_video(model: keras.Model, source: FeatureSource, video_id: str
@@ -188,6 +193,10 @@ def train_model(folder: Path, source: FeatureSource, manifest: pd.DataFrame, arc
         for part in (manifest[(manifest["split"] == split) & manifest["video_id"].isin(cached)]
                      for split in ("train", "test")))
     shapes = source.shapes()
+    bounds.check_window("[train] snippet", section.snippet,
+                        max(source.length(v) for v in videos), "training video")
+    bounds.check_batch("[train] batch_size x snippet", section.batch_size * section.snippet,
+                       bounds.frame_bytes(shapes))
     keras.utils.set_random_seed(seed)
     model = registry.build_model(arch, int(manifest["label_index"].max()) + 1,
                                  shapes["features"], sizes, attention, shapes.get("motion"),
@@ -223,7 +232,11 @@ def evaluate_model(folder: Path, source: FeatureSource, manifest: pd.DataFrame, 
     model = keras.models.load_model(folder / "model.keras")
     cached = source.videos_cached()
     test = test[[v in cached for v in test["video_id"]]]
-    scores = np.stack([segment_scores(model, source, video, segments, length)
+    longest = max((source.length(v) for v in test["video_id"]), default=length)
+    bounds.check_window("[evaluate] length", length, longest, "test video")
+    bounds.check_segments("[evaluate] segments", segments, longest, "test video")
+    per_call = bounds.per_call(length * bounds.frame_bytes(source.shapes()))
+    scores = np.stack([segment_scores(model, source, video, segments, length, per_call)
                        for video in test["video_id"]])
     labels = test["label_index"].to_numpy()
     classes = manifest.drop_duplicates("label_index").sort_values("label_index")["label"]
