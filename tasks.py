@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -28,7 +30,7 @@ if EMBEDDED_CONFIG.is_file():
     luigi.configuration.LuigiConfigParser._config_paths.insert(0, str(EMBEDDED_CONFIG))
     luigi.configuration.LuigiConfigParser.reload()
 
-from pipeline import cache, config, locking, sharding, termination  # noqa: E402
+from pipeline import cache, config, devices, locking, sharding, termination  # noqa: E402
 from pipeline.datasets import SPLITS  # noqa: E402
 from pipeline.identity import descriptions  # noqa: E402
 from pipeline.localization_eval import (BASELINE, IOU_THRESHOLDS, LOCALIZED,  # noqa: E402
@@ -80,8 +82,33 @@ def timings_log() -> Path:
 
 @luigi.Task.event_handler(luigi.Event.PROCESSING_TIME)
 def record_processing_time(task: luigi.Task, seconds: float) -> None:
-    """Every finished task's wall time, for the report's time per stage."""
-    report.append_timing(timings_log(), task.task_family, task.task_id, seconds)
+    """Every finished task's wall time, when it ran, on which host and device (the GPU it held,
+    or "cpu"), for the report's time per stage and per device. Triggered in the task's process,
+    where its lease is known."""
+    end = time.time()
+    report.append_timing(timings_log(), task.task_family, task.task_id, seconds,
+                         start=end - seconds, end=end, host=socket.gethostname(),
+                         device=getattr(task, "device", devices.CPU))
+
+
+class DeviceTask(luigi.Task):
+    """A task that runs TensorFlow: it holds one device for its run, leased in its own process
+    by pipeline.devices.TaskLease ([worker] task_process_context in luigi.cfg), which sets
+    ``device`` to the GPU it holds."""
+
+    device = devices.CPU
+
+    def uses_device(self) -> bool:
+        return True
+
+    def process_resources(self) -> dict[str, int]:
+        """One of the local scheduler's [resources] gpu (this machine's GPUs), so that no worker
+        takes a device task while every GPU is leased. A central scheduler counts resources
+        over all its machines, so under luigid the per-machine leases alone decide."""
+        import luigi.interface
+        if self.uses_device() and config.run().gpus() and luigi.interface.core().local_scheduler:
+            return {"gpu": 1}
+        return {}
 
 
 class DatasetTask(luigi.Task):
@@ -148,10 +175,13 @@ class VideosTask(DatasetTask):
                                  exclude=self.output().path)
 
 
-class ComputeFlow(VideosTask):
+class ComputeFlow(VideosTask, DeviceTask):
     """TV-L1 flow of one shard of videos, quantized to uint8, into one HDF5 shard  [5.2]."""
 
     shard = luigi.IntParameter()
+
+    def uses_device(self) -> bool:
+        return config.flow().backend == "tensorflow"
 
     def requires(self):
         return self.manifests()
@@ -174,7 +204,7 @@ class ComputeFlow(VideosTask):
                                   bar, self.held(videos, description))
 
 
-class FinetuneConvNet(VideosTask):
+class FinetuneConvNet(VideosTask, DeviceTask):
     """A stream's VGG-16 frame classifier (Table 1's ConvNet), fine-tuned on training frames
     when [convnet] finetune_epochs > 0; otherwise the initial network is kept as is."""
 
@@ -221,7 +251,7 @@ class FinetuneConvNet(VideosTask):
                 "losses": losses, "skipped": skipped})
 
 
-class ExtractFeatures(VideosTask):
+class ExtractFeatures(VideosTask, DeviceTask):
     """pool5 (NxNx512) and fc7 (4096) of every frame of one shard, for one stream  [5.2]."""
 
     stream = Choice("stream", choices=STREAMS)
@@ -317,7 +347,7 @@ class ModelTask(DatasetTask):
                                                                description, suffix)))
 
 
-class TrainModel(ModelTask):
+class TrainModel(ModelTask, DeviceTask):
     """A recurrent model on cached features: random snippets, per-frame cross-entropy, RMSprop,
     a checkpoint per epoch (a killed run resumes)  [3, 5.2]. HMDB51 models start from UCF101's."""
 
@@ -354,7 +384,7 @@ class TrainModel(ModelTask):
         checkpoints.remove()
 
 
-class Evaluate(ModelTask):
+class Evaluate(ModelTask, DeviceTask):
     """Per-video class scores of the test videos (25 segments of 30 frames) and accuracy  [5.2]."""
 
     def requires(self):
@@ -421,7 +451,7 @@ class LocalizationTask(ModelTask):
     frac = luigi.FloatParameter(default=0.3)
 
 
-class Localize(LocalizationTask):
+class Localize(LocalizationTask, DeviceTask):
     """One tube per test video from the model's attention maps: upsample, Gaussian, threshold,
     8-connected boxes, IoU chaining, LOWESS; the tube's class scores are the frame scores
     averaged  [4]."""
@@ -542,9 +572,10 @@ class EvaluateLocalization(LocalizationTask):
             localization_eval.write_tables(results, IOU_THRESHOLDS, RECALL_THRESHOLDS, tmp)
 
 
-class ReproducePaper(luigi.Task):
+class ReproducePaper(DeviceTask):
     """Everything for the configured datasets: Tables 1-4 and Fig. 4 (our numbers beside the
-    paper's), Fig. 3-style attention strips, training curves, time per stage, skipped videos."""
+    paper's), Fig. 3-style attention strips, training curves, time per stage and device,
+    skipped videos. A device task: its streaming check (C5) runs VideoLSTM."""
 
     datasets = luigi.ListParameter(default=[config.run().dataset])
 

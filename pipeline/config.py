@@ -54,8 +54,10 @@ def config_files() -> str:
 
 class run(luigi.Config):
     """What to run: dataset, profile name (names the reports folder), sharding, strictness,
-    the seed, and how many times every recurrent model is trained (``replicates``, each with
-    its own training seed, on the same cached features) so that a result is not one seed's."""
+    the seed, how many times every recurrent model is trained (``replicates``, each with its
+    own training seed, on the same cached features) so that a result is not one seed's, and
+    the GPUs the device tasks lease (pipeline/devices.py): devices = auto (every GPU this
+    machine shows), none (CPU only) or a list of GPU indices such as 0,1,3."""
 
     dataset = luigi.ChoiceParameter(choices=DATASETS, default="synthetic")
     profile = luigi.Parameter(default="cpu")
@@ -63,12 +65,14 @@ class run(luigi.Config):
     strict = luigi.BoolParameter(default=False, parsing=luigi.BoolParameter.EXPLICIT_PARSING)
     seed = luigi.IntParameter(default=0)
     replicates = luigi.IntParameter(default=1)
+    devices = luigi.Parameter(default="auto")
 
     def validate(self) -> "run":
         require(self.shards > 0, "[run] shards", f"must be > 0, got {self.shards}")
         require(self.seed >= 0, "[run] seed", f"must be >= 0, got {self.seed}")
         require(0 < self.replicates <= MAX_REPLICATES, "[run] replicates",
                 f"must be in [1, {MAX_REPLICATES}], got {self.replicates}")
+        self.gpus()
         return self
 
     def training_seed(self, replicate: int) -> int:
@@ -77,6 +81,14 @@ class run(luigi.Config):
         if isinstance(replicate, bool) or not isinstance(replicate, int) or replicate < 0:
             raise ValueError(f"a replicate is an integer >= 0, got {replicate!r}")
         return self.seed + REPLICATE_SEED_STRIDE * replicate
+
+    def gpus(self) -> tuple[str, ...]:
+        """The GPUs device tasks lease on this machine (none: they run on the CPU)."""
+        from pipeline import devices
+        try:
+            return devices.gpus(self.devices)
+        except ValueError as error:
+            raise setting_error("[run] devices", f"{error}") from None
 
 
 class paths(luigi.Config):
@@ -328,6 +340,30 @@ def dataset_folders(dataset: str) -> None:
                 f"= {value} does not exist: point it at the dataset's {key}")
 
 
+def check_device_leasing() -> None:
+    """With GPUs to lease, every task must run in a process of its own under the lease
+    (pipeline.devices.TaskLease), and the local scheduler lets as many device tasks run as
+    there are GPUs ([resources] gpu, unless set)."""
+    import luigi.configuration
+    import luigi.worker
+    from pipeline import devices
+    gpus = run().gpus()
+    if not gpus:
+        return
+    worker = luigi.worker.worker()
+    require(worker.force_multiprocessing, "[worker] force_multiprocessing",
+            "must be true with GPUs to lease ([run] devices): a process keeps the first GPU "
+            "its TensorFlow saw")
+    require(worker.task_process_context == devices.TASK_PROCESS_CONTEXT,
+            "[worker] task_process_context", f"must be {devices.TASK_PROCESS_CONTEXT} with GPUs "
+            f"to lease ([run] devices), got {worker.task_process_context}")
+    settings = luigi.configuration.get_config()
+    if not settings.has_option("resources", "gpu"):
+        if not settings.has_section("resources"):
+            settings.add_section("resources")
+        settings.set("resources", "gpu", str(len(gpus)))
+
+
 def preflight(datasets: list[str] | None = None) -> None:
     """Check the config files and every setting before any work starts (default datasets: [run]
     dataset); a ConfigError names the first bad one. Call it before anything reads a setting;
@@ -344,6 +380,7 @@ def preflight(datasets: list[str] | None = None) -> None:
     train().validate()
     evaluate().validate()
     fusion().validate()
+    check_device_leasing()
     section = synthetic()
     checks = {"[synthetic]": lambda: SyntheticSpec(
         classes=section.classes, train_per_class=section.train_per_class,

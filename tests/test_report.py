@@ -82,8 +82,10 @@ def test_report_opens_with_the_claims_and_labels_the_dataset():
                                {"ComputeFlow": 10.0, "TrainModel": 5.5},
                                {"synthetic/v_x (ComputeFlow)": "cannot open"},
                                "Not computed: supply scores", generated="now",
-                               claims={"synthetic": "## Claims\n\n| C1 | holds |\n"})
+                               claims={"synthetic": "## Claims\n\n| C1 | holds |\n"},
+                               devices={("node1", "gpu:0"): (3, 12.5), ("node1", "cpu"): (2, 4.0)})
     assert text.index("## Claims (synthetic)") < text.index("## Table 1")
+    assert "| node1 | gpu:0 | 3 | 12.5 |" in text and "| node1 | cpu | 2 | 4.0 |" in text
     assert "| synthetic | rgb | convalstm | 75.0 | [65.0, 80.0] |  | 40 | 79.6 | 43.3 |" in text
     assert "Chance level: synthetic 12.5%" in text
     assert "Not computed: supply scores" in text
@@ -92,13 +94,25 @@ def test_report_opens_with_the_claims_and_labels_the_dataset():
     assert "- synthetic/v_x (ComputeFlow): cannot open" in text
 
 
-def test_stage_times_sum_the_last_run_of_each_task(tmp_path):
+def timing(log, stage, task, start, end, device, host="a"):
+    report.append_timing(log, stage, task, end - start, start=start, end=end, host=host,
+                         device=device)
+
+
+def test_stage_and_device_times_sum_the_last_run_of_each_task(tmp_path):
     log = tmp_path / "timings.jsonl"
-    report.append_timing(log, "ComputeFlow", "ComputeFlow_0", 3.0)
-    report.append_timing(log, "ComputeFlow", "ComputeFlow_1", 4.0)
-    report.append_timing(log, "ComputeFlow", "ComputeFlow_0", 5.0)
-    report.append_timing(log, "Evaluate", "Evaluate_a", 1.25)
-    assert report.stage_times(log) == {"ComputeFlow": 9.0, "Evaluate": 1.25}
+    timing(log, "ComputeFlow", "ComputeFlow_0", 100.0, 103.0, "cpu")
+    timing(log, "ComputeFlow", "ComputeFlow_1", 100.0, 104.0, "cpu")
+    timing(log, "ComputeFlow", "ComputeFlow_0", 200.0, 205.0, "cpu")
+    timing(log, "Evaluate", "Evaluate_a", 110.0, 111.25, "gpu:1")
+    timing(log, "Evaluate", "Evaluate_b", 110.0, 112.0, "gpu:1", host="b")
+    with open(log, "a") as handle:  # a record from before records named their device
+        handle.write('{"stage": "Manifest", "task": "Manifest_1", "seconds": 0.5}\n')
+    assert report.stage_times(log) == {"ComputeFlow": 9.0, "Evaluate": 3.25, "Manifest": 0.5}
+    assert report.device_times(log) == {("a", "cpu"): (2, 9.0), ("a", "gpu:1"): (1, 1.25),
+                                        ("b", "gpu:1"): (1, 2.0)}
+    first = report.last_timings(log)[0]
+    assert (first["start"], first["end"], first["host"]) == (200.0, 205.0, "a")
     assert report.stage_times(tmp_path / "none.jsonl") == {}
 
 

@@ -103,7 +103,7 @@ def paper_report(folder: Path, profile: str, outputs: list[DatasetOutputs], timi
                                report.stage_times(timings), skipped, missing4,
                                generated=time.strftime("%Y-%m-%d %H:%M:%S"),
                                splits={d.name: d.splits for d in outputs if d.name in results},
-                               claims=sections)
+                               claims=sections, devices=report.device_times(timings))
 
 
 def classification(evaluations: dict[tuple, Path], fused: dict[tuple[int, int], Path]):

@@ -27,28 +27,48 @@ def read_json(path: str | Path) -> dict:
         raise cache.CacheCorruptError(f"{path}: cannot read record ({error})") from error
 
 
-def append_timing(path: str | Path, stage: str, task_id: str, seconds: float) -> None:
-    """Append one finished task's wall time to a JSON-lines log (one short line per write, so
-    concurrent workers do not interleave)."""
+def append_timing(path: str | Path, stage: str, task_id: str, seconds: float, start: float,
+                  end: float, host: str, device: str) -> None:
+    """Append one finished task's wall time, start and end (Unix seconds), host and device to a
+    JSON-lines log (one short line per write, so concurrent workers do not interleave)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"stage": stage, "task": task_id, "seconds": round(seconds, 2)}) + "\n"
+    line = json.dumps({"stage": stage, "task": task_id, "seconds": round(seconds, 2),
+                       "start": round(start, 3), "end": round(end, 3), "host": host,
+                       "device": device}) + "\n"
     with open(path, "a") as handle:
         handle.write(line)
 
 
-def stage_times(path: str | Path) -> dict[str, float]:
-    """Wall seconds per stage (task family) from the timing log, the last run of each task."""
+def last_timings(path: str | Path) -> list[dict]:
+    """The timing log's record of the last run of each task (none when there is no log)."""
     if not Path(path).exists():
-        return {}
+        return []
     last = {}
     for line in Path(path).read_text().splitlines():
         if line.strip():
             record = json.loads(line)
             last[record["task"]] = record
+    return list(last.values())
+
+
+def stage_times(path: str | Path) -> dict[str, float]:
+    """Wall seconds per stage (task family) from the timing log, the last run of each task."""
     totals: dict[str, float] = {}
-    for record in last.values():
+    for record in last_timings(path):
         totals[record["stage"]] = totals.get(record["stage"], 0.0) + record["seconds"]
     return totals
+
+
+def device_times(path: str | Path) -> dict[tuple[str, str], tuple[int, float]]:
+    """Tasks and busy seconds per (host, device) from the timing log, the last run of each
+    task (records written before tasks named their device are left out)."""
+    busy: dict[tuple[str, str], tuple[int, float]] = {}
+    for record in last_timings(path):
+        if "device" in record:
+            key = (record["host"], record["device"])
+            tasks, seconds = busy.get(key, (0, 0.0))
+            busy[key] = (tasks + 1, seconds + record["seconds"])
+    return busy
 
 
 def shard_summary(paths: list[str]) -> dict:
@@ -164,11 +184,13 @@ def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str
                  localization: dict[str, dict[str, pd.DataFrame]], figures: dict[str, str],
                  times: dict[str, float], skipped: dict[str, str], table4_missing: str | None,
                  generated: str, splits: dict[str, tuple[int, ...]] | None = None,
-                 claims: dict[str, str] | None = None) -> str:
+                 claims: dict[str, str] | None = None,
+                 devices: dict[tuple[str, str], tuple[int, float]] | None = None) -> str:
     """report.md: the Claims (one section per dataset, ``claims``), then Tables 1-4 and Fig. 4
     with our figures and their 95% intervals beside the paper's, each labelled with the
     dataset it was measured on, the time per stage and the skipped videos. ``splits`` names
-    the splits whose mean a dataset's accuracies are (HMDB51: 1, 2, 3)."""
+    the splits whose mean a dataset's accuracies are (HMDB51: 1, 2, 3); ``devices`` the tasks
+    and busy seconds per (host, device)."""
     lines = [f"# VideoLSTM reproduction: profile {profile}", "", f"Generated {generated}.", ""]
     for dataset, section in (claims or {}).items():
         lines += [section.replace("## Claims", f"## Claims ({dataset})", 1), ""]
@@ -219,6 +241,14 @@ def paper_report(profile: str, tables: dict[str, pd.DataFrame], chance: dict[str
         lines.append("")
     lines += ["## Wall time per stage", "", "| stage | seconds |", "|---|---:|"]
     lines += [f"| {stage} | {seconds:.1f} |" for stage, seconds in sorted(times.items())]
-    lines += [f"| total | {sum(times.values()):.1f} |", "", "## Skipped videos", ""]
+    lines += [f"| total | {sum(times.values()):.1f} |", ""]
+    if devices:
+        lines += ["## Busy time per device", "", "One GPU per task: a GPU's tasks never overlap; "
+                  "\"cpu\" sums the tasks that held no GPU, side by side.", "",
+                  "| host | device | tasks | busy seconds |", "|---|---|---:|---:|"]
+        lines += [f"| {host} | {device} | {tasks} | {seconds:.1f} |"
+                  for (host, device), (tasks, seconds) in sorted(devices.items())]
+        lines.append("")
+    lines += ["## Skipped videos", ""]
     lines += [f"- {video}: {reason}" for video, reason in sorted(skipped.items())] or ["None."]
     return "\n".join(lines) + "\n"
