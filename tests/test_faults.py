@@ -618,6 +618,8 @@ BAD_SETTINGS = {
         {"convnet": {"finetune_from": "fc9"}}, ("ReproducePaper",), "[convnet] finetune_from"),
     "negative seed: [run] seed = -1": ({"run": {"seed": "-1"}}, ("ReproducePaper",),
                                        "[run] seed"),
+    "not a device list: [run] devices = gpu0": ({"run": {"devices": "gpu0"}},
+                                                ("ReproducePaper",), "[run] devices = gpu0"),
     "missing score file: [fusion] idt": ({"fusion": {"idt": "scores/idt_{dataset}.csv"}},
                                          ("ReproducePaper",), "[fusion] idt"),
 }
@@ -659,7 +661,9 @@ def full_disk(folder: Path) -> Outcome:
     fault = "disk full (ENOSPC) mid ComputeFlow shard"
     clean, faulty = folder / "uninterrupted", folder / "faulty"
     for place in (clean, faulty):
-        write_config(place, {"flow": {"processes": "1"}})
+        # the task runs in this process, where the patched writer and the error handler are
+        write_config(place, {"flow": {"processes": "1"}, "run": {"devices": "none"},
+                             "worker": {"force_multiprocessing": "false"}})
     with in_process(clean):
         assert luigi.build([tasks.ComputeFlow(shard=1)], local_scheduler=True, no_lock=True)
     with in_process(faulty):
