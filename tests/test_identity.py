@@ -108,7 +108,11 @@ SPEC = synthetic.SyntheticSpec(classes=2, train_per_class=2, test_per_class=1, f
 
 @pytest.fixture
 def two_copies(tmp_path, monkeypatch):
-    """The same UCF101-format dataset at two paths, the pipeline pointed at the first."""
+    """The same UCF101-format dataset at two paths, the pipeline pointed at the first. Tasks
+    that luigi.build runs here stay in this process: it has run TensorFlow, and a task process
+    forked from it ([worker] force_multiprocessing) would inherit TensorFlow without its
+    threads and hang."""
+    import luigi.configuration
     import tasks
     from pipeline import config
     first = synthetic.generate(tmp_path / "one" / "data", SPEC)
@@ -117,7 +121,11 @@ def two_copies(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(config.ucf101, "videos", str(first / synthetic.VIDEOS_DIR))
     monkeypatch.setattr(config.ucf101, "splits", str(first / synthetic.SPLITS_DIR))
-    return tasks, config, first, second
+    parser = luigi.configuration.get_config()
+    forced = parser.get("worker", "force_multiprocessing", "false")
+    parser.set("worker", "force_multiprocessing", "false")
+    yield tasks, config, first, second
+    parser.set("worker", "force_multiprocessing", forced)
 
 
 def test_paths_follow_the_content_not_the_mount_point(two_copies, monkeypatch):
