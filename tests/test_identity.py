@@ -3,6 +3,7 @@
 import os
 import shutil
 
+import luigi.worker
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,6 +78,10 @@ def two_copies(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(config.ucf101, "videos", str(first / synthetic.VIDEOS_DIR))
     monkeypatch.setattr(config.ucf101, "splits", str(first / synthetic.SPLITS_DIR))
+    # luigi.build runs the tasks in this process, whose TensorFlow may have started: a forked
+    # task process would inherit its runtime half-copied
+    monkeypatch.setattr(luigi.worker.worker, "force_multiprocessing", False)
+    monkeypatch.setattr(config.run, "devices", "none")
     return tasks, config, first, second
 
 
