@@ -184,7 +184,8 @@ class TaskLease:
             self.process.status_reporter.update_status_message(message)
 
         task.device = self.lease.enter_context(leased(gpu_ids, lock_folder(), waiting))
-        os.environ.update(environment(task.device))
+        if self.process.use_multiprocessing:  # in the scheduling process it would come too late
+            os.environ.update(environment(task.device))
         return self
 
     def __exit__(self, *exc) -> bool:

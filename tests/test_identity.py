@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 
+import luigi.worker
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,11 +109,7 @@ SPEC = synthetic.SyntheticSpec(classes=2, train_per_class=2, test_per_class=1, f
 
 @pytest.fixture
 def two_copies(tmp_path, monkeypatch):
-    """The same UCF101-format dataset at two paths, the pipeline pointed at the first. Tasks
-    that luigi.build runs here stay in this process: it has run TensorFlow, and a task process
-    forked from it ([worker] force_multiprocessing) would inherit TensorFlow without its
-    threads and hang."""
-    import luigi.configuration
+    """The same UCF101-format dataset at two paths, the pipeline pointed at the first."""
     import tasks
     from pipeline import config
     first = synthetic.generate(tmp_path / "one" / "data", SPEC)
@@ -121,11 +118,11 @@ def two_copies(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(config.ucf101, "videos", str(first / synthetic.VIDEOS_DIR))
     monkeypatch.setattr(config.ucf101, "splits", str(first / synthetic.SPLITS_DIR))
-    parser = luigi.configuration.get_config()
-    forced = parser.get("worker", "force_multiprocessing", "false")
-    parser.set("worker", "force_multiprocessing", "false")
-    yield tasks, config, first, second
-    parser.set("worker", "force_multiprocessing", forced)
+    # luigi.build runs the tasks in this process, whose TensorFlow may have started: a forked
+    # task process would inherit its runtime half-copied
+    monkeypatch.setattr(luigi.worker.worker, "force_multiprocessing", False)
+    monkeypatch.setattr(config.run, "devices", "none")
+    return tasks, config, first, second
 
 
 def test_paths_follow_the_content_not_the_mount_point(two_copies, monkeypatch):
