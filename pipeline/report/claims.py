@@ -28,10 +28,11 @@ POOLED_RULE = ("A comparison is decided over all training replicates at once: fo
                "recall, an exact sign-flip test over the test videos (the ground-truth tubes for "
                "recall) of each one's success difference averaged over the replicates (exact "
                "McNemar when there is one replicate); for mAP and the smoothing gain, a paired "
-               "bootstrap over videos of the "
-               "replicates' mean statistic. It is better (worse) when p < {alpha}, the pooled "
-               "difference is positive (negative) and the difference has that sign in more than "
-               "half of the replicates; otherwise there is no significant difference.")
+               "bootstrap over videos of the replicates' mean statistic. It is better (worse) "
+               "when p < {alpha}, the pooled difference is positive (negative) and the difference "
+               "has that sign in more than half of the replicates; otherwise there is no "
+               "significant difference.")
+"""The rule that decides a comparison over replicates, as the report states it."""
 
 
 class Verdict(StrEnum):
