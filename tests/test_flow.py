@@ -327,9 +327,11 @@ def test_a_stop_signal_ends_the_flow_pool_at_once_and_leaves_no_process(tmp_path
         process = subprocess.Popen([sys.executable, "-c", STOPPED_MID_FLOW, str(output)],
                                    stderr=stderr, start_new_session=True,
                                    cwd=Path(__file__).resolve().parents[1])
+    # signal once both workers compute TV-L1: past their start (imports take about a CPU
+    # second each), mid chunk
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None and sum(
-            cpu > 1.0 for pid, cpu in _session_processes(process.pid) if pid != process.pid) < 2:
+            cpu > 3.0 for pid, cpu in _session_processes(process.pid) if pid != process.pid) < 2:
         time.sleep(0.1)
     try:
         assert process.poll() is None, log.read_text()
