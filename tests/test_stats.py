@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pipeline.report.stats import (bootstrap_interval, mcnemar_test, paired_bootstrap,
-                                   sign_flip_test, wilson_interval)
+                                   replicate_mean_interval, sign_flip_test,
+                                   wilson_interval)
 
 Z2 = 1.959963984540054 ** 2  # z for 95%, squared: 3.841459
 
@@ -29,6 +30,15 @@ def test_wilson_narrows_with_lower_confidence():
     low95, high95 = wilson_interval(8, 10)
     low50, high50 = wilson_interval(8, 10, confidence=0.5)
     assert low95 < low50 < 0.8 < high50 < high95
+
+
+def test_replicate_mean_interval_rounds_the_mean_count():
+    # replicates with 8, 9 and 9 of 10 right: mean count 8.67 -> Wilson of 9 / 10
+    hits = np.array([[1] * 8 + [0] * 2, [1] * 9 + [0], [0] + [1] * 9])
+    assert replicate_mean_interval(hits) == pytest.approx(wilson_interval(9, 10))
+    assert replicate_mean_interval(hits[:1]) == pytest.approx(wilson_interval(8, 10))
+    with pytest.raises(ValueError, match="replicates, items"):
+        replicate_mean_interval(hits[0])
 
 
 def flags(a_only, b_only, both, neither):

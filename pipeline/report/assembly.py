@@ -13,7 +13,7 @@ import pandas as pd
 
 from pipeline.localization_eval import LOCALIZED
 from pipeline.manifest import read_manifest
-from pipeline.report import report
+from pipeline.report import report, stats
 
 CLASSIFICATION = ("synthetic", "ucf101", "hmdb51")
 LOCALIZATION = ("synthetic", "thumos13")
@@ -133,9 +133,8 @@ def classification(evaluations: dict[tuple, Path], fused: dict[tuple[int, int], 
         table, *cell = key.split("/")
         pooled = [s.loc[videos] for s in replicates]
         values = [float(p.groupby(p.index.str.split("/").str[0]).mean().mean()) for p in pooled]
-        successes = round(float(np.mean([p.sum() for p in pooled])))
         estimate = report.Accuracy(float(np.mean(values)),
-                                   *evidence.wilson_interval(successes, len(videos)),
+                                   *stats.replicate_mean_interval([p.to_numpy() for p in pooled]),
                                    len(videos), tuple(values))
         if len(cell) == 1:
             result[table][cell[0]] = estimate

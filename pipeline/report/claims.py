@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.report.stats import (bootstrap_interval, paired_bootstrap, sign_flip_test,
-                                   wilson_interval)
+                                   replicate_mean_interval)
 
 ALPHA = 0.05
 RECALL_IOU = 0.2
@@ -191,7 +191,7 @@ def compare(comparison: Comparison, better, worse, map_at=None, *, resamples=200
         flags = [np.stack([_successes(comparison.metric, m) for m in ms])
                  for ms in (better, worse)]
         estimates = [Estimate(float(f.mean()),
-                              *wilson_interval(round(f.mean() * f.shape[1]), f.shape[1]))
+                              *replicate_mean_interval(f))
                      for f in flags]
         test = sign_flip_test(*flags)
         per_replicate = [sign_flip_test(a, b) for a, b in zip(*flags)]

@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline import cache, metrics, scoring
 from pipeline.report.claims import RECALL_IOU
 from pipeline.localization_eval import VARIANTS
-from pipeline.report.stats import bootstrap_interval, wilson_interval
+from pipeline.report.stats import bootstrap_interval, replicate_mean_interval
 
 
 def correct_per_video(scores_csv: str | Path) -> pd.Series:
@@ -100,8 +100,7 @@ def recall_with_interval(overlaps, threshold: float) -> tuple[float, float, floa
     replicates = [np.asarray(o, dtype=np.float64)
                   for o in (overlaps if isinstance(overlaps, list) else [overlaps])]
     hits = np.stack([o[np.isfinite(o)] > threshold for o in replicates])
-    return (float(hits.mean()),
-            *wilson_interval(round(hits.mean() * hits.shape[1]), hits.shape[1]))
+    return float(hits.mean()), *replicate_mean_interval(hits)
 
 
 def map_with_interval(evidence: list[pd.DataFrame], variant: str, threshold: float,

@@ -48,6 +48,15 @@ def wilson_interval(successes: int, n: int, confidence=0.95) -> tuple[float, flo
     return float(interval.low), float(interval.high)
 
 
+def replicate_mean_interval(hits, confidence=0.95) -> tuple[float, float]:
+    """Wilson interval of the mean success rate of K replicates over the same n items, hits
+    (K, n) of 0/1: the replicates' mean count, rounded, out of n (one replicate: plain Wilson)."""
+    hits = np.asarray(hits, dtype=np.float64)
+    if hits.ndim != 2:
+        raise ValueError(f"hits must be (replicates, items), got shape {hits.shape}")
+    return wilson_interval(round(hits.mean() * hits.shape[1]), hits.shape[1], confidence)
+
+
 def mcnemar_test(correct_a, correct_b) -> McNemar:
     """Exact two-sided McNemar test of two classifiers' per-video correctness (same videos).
 
