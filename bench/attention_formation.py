@@ -6,6 +6,9 @@ Test videos are never read, so a training choice can be decided on what it print
 
     LUIGI_CONFIG_PATH=... .venv/bin/python bench/attention_formation.py --seeds 0 1 2
 
+--fit-per-class N trains on N videos of each class only: run it at a few N for a learning
+curve (does the attention form with more training videos?).
+
 Needs the dataset's flow and features cached (e.g. by the embedded ReproducePaper) and box
 annotations for the training videos (the synthetic dataset has them). [train] and [model]
 settings are the config's; --learning-rate overrides [train] learning_rate.
@@ -25,14 +28,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 RECALL_IOU = 0.2
 
 
-def split_training_videos(manifest, per_class: int, seed: int) -> tuple[list[str], list[str]]:
-    """(fit, validation) video ids: ``per_class`` training videos of each class held back."""
+def split_training_videos(manifest, per_class: int, seed: int,
+                          fit_per_class: int | None = None) -> tuple[list[str], list[str]]:
+    """(fit, validation) video ids: ``per_class`` training videos of each class held back, and
+    of the rest all, or ``fit_per_class`` of each class (a learning curve's smaller steps)."""
     train = manifest[manifest["split"] == "train"]
     rng = np.random.default_rng(seed)
-    held = set()
+    held, fit = set(), set()
     for _, group in train.groupby("label_index"):
-        held.update(rng.choice(group["video_id"].to_numpy(), per_class, replace=False))
-    return ([v for v in train["video_id"] if v not in held],
+        videos = rng.permutation(group["video_id"].to_numpy())
+        if fit_per_class is not None and fit_per_class > len(videos) - per_class:
+            raise ValueError(f"--fit-per-class {fit_per_class}: class {group.name} has only "
+                             f"{len(videos) - per_class} training videos besides the held-back")
+        held.update(videos[:per_class])
+        fit.update(videos[per_class:per_class + fit_per_class] if fit_per_class is not None
+                   else videos[per_class:])
+    return ([v for v in train["video_id"] if v in fit],
             [v for v in train["video_id"] if v in held])
 
 
@@ -87,7 +98,8 @@ def run_seed(seed: int, args) -> list[dict]:
     from pipeline.training.source import FeatureSource, feature_statistics
     dataset = config.run().dataset
     manifest = read_manifest(tasks.Manifest(dataset=dataset, split=1).output().path)
-    fit, held = split_training_videos(manifest, args.held_per_class, args.split_seed)
+    fit, held = split_training_videos(manifest, args.held_per_class, args.split_seed,
+                                      args.fit_per_class)
     labels = dict(zip(manifest["video_id"], manifest["label_index"].astype(int)))
     inputs = descriptions.model_inputs("videolstm", "rgb", "motion")
     section, evaluate = config.train().validate(), config.evaluate().validate()
@@ -107,7 +119,8 @@ def run_seed(seed: int, args) -> list[dict]:
                       training_batches(source, fit, [labels[v] for v in fit],
                                        section.batch_size, section.snippet, rng)]
             if (epoch + 1) % args.every == 0 or epoch + 1 == section.epochs:
-                row = {"seed": seed, "epoch": epoch + 1, "loss": float(np.mean(losses))}
+                row = {"seed": seed, "fit videos": len(fit), "epoch": epoch + 1,
+                       "loss": float(np.mean(losses))}
                 row.update(validate(model, source, manifest, held, evaluate.segments,
                                     evaluate.length))
                 rows.append(row)
@@ -120,6 +133,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--held-per-class", type=int, default=4)
     parser.add_argument("--split-seed", type=int, default=12345)
+    parser.add_argument("--fit-per-class", type=int,
+                        help="train on this many videos of each class (default: all not held back)")
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--every", type=int, default=5, help="validate every N epochs")
     args = parser.parse_args()
