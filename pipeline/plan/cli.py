@@ -56,8 +56,9 @@ def table(result: dict) -> str:
         items = [f"{stage['items'][k]:,}" if k in stage["items"] else ""
                  for k in estimate.ITEMS]
         mark = "~" if stage["bytes_estimate"] else ""
-        lines.append(f"| {stage['stage']} | {stage['tasks']} | {' | '.join(items)} | "
-                     f"{mark}{human_bytes(stage['bytes'])} | {human_seconds(stage['seconds'])} |")
+        size = "?" if stage["bytes_unknown"] else f"{mark}{human_bytes(stage['bytes'])}"
+        lines.append(f"| {stage['stage']} | {stage['tasks']} | {' | '.join(items)} | {size} | "
+                     f"{human_seconds(stage['seconds'])} |")
     total = result["total"]
     lines.append(f"| total | {total['tasks']} |  |  |  |  |  | ~{human_bytes(total['bytes'])} | "
                  f"{human_seconds(total['seconds'])} |")
@@ -70,7 +71,8 @@ def notes(result: dict, calibrated: bool, replaced: list[str], figures: str | No
              "count the frames they decode, which can differ where a header estimates.",
              "~ marks estimated bytes: compressed sizes (the codec's ratio on synthetic frames, "
              "real frames compress by their own content) and small tables; uncompressed flow "
-             "and features, VGG-16 and model weights are exact."]
+             "and features, VGG-16 and model weights are exact; ? is unknown (the models' "
+             "size needs the calibration, which builds them)."]
     if calibrated:
         lines.append("Time: each stage's code timed on a few synthetic items at the configured "
                      "shapes on this machine (training on in-memory batches, without the "

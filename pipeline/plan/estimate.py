@@ -35,14 +35,15 @@ def plan(nodes: list[Node], listings: dict, settings: Settings, rates: Rates, cl
         seconds = task_seconds(counted.work, rates)
         stage = stages.setdefault(node.family, {
             "stage": node.family, "tasks": 0, "items": {}, "bytes": 0, "seconds": 0.0,
-            "bytes_estimate": False, "bytes_basis": size.basis, "folder":
+            "bytes_estimate": False, "bytes_unknown": False, "bytes_basis": size.basis, "folder":
             FOLDER.get(node.family, "work"), "device": node.device,
             "seconds_from": sorted({rates.where.get(k, "this machine") for k in counted.work})})
         stage["tasks"] += 1
         for key, value in counted.items.items():
             stage["items"][key] = stage["items"].get(key, 0) + value
-        stage["bytes"] += size.bytes
+        stage["bytes"] += size.bytes or 0
         stage["bytes_estimate"] |= size.estimate
+        stage["bytes_unknown"] |= size.bytes is None
         stage["seconds"] = None if seconds is None or stage["seconds"] is None else (
             stage["seconds"] + seconds)
         jobs.append(schedule.Job(node.id, node.requires, seconds or 0.0, schedule.holds(

@@ -23,7 +23,7 @@ SMALL_TASK = {"EvaluateLocalization": 100_000, "ReproducePaper": 2_000_000}
 class Size:
     """One task's bytes and how they were found."""
 
-    bytes: int
+    bytes: int | None
     basis: str
     estimate: bool
 
@@ -68,7 +68,7 @@ def size(node: Node, items: dict, settings: Settings, ratios: dict[str, float],
     if family == "TrainModel":
         kind = model_kind(node.params["arch"], node.params["attention"])
         if kind not in parameters:
-            return Size(0, "unknown without calibration (the model is not built)", True)
+            return Size(None, "unknown without calibration (the model is not built)", True)
         return Size(2 * 4 * parameters[kind], "float32 weights and RMSprop's slot per weight",
                     False)
     if family == "Localize":
