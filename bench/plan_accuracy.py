@@ -94,7 +94,8 @@ def compare(planned: dict, measured: dict[str, dict]) -> list[str]:
         close = size and abs(stage["bytes"] - size) <= BYTES_WITHIN * size
         cells.append(f"{stage['bytes']:,} / {size:,} {'ok' if close else 'off'}")
         seconds, took = stage["seconds"], got.get("seconds")
-        within = seconds is not None and took and took / TIME_WITHIN <= seconds <= took * TIME_WITHIN
+        within = (seconds is not None and took
+                  and took / TIME_WITHIN <= seconds <= took * TIME_WITHIN)
         cells.append(f"{seconds} / {took if took is None else round(took, 1)} s "
                      f"{'ok' if within else 'off'}")
         lines.append(f"| {stage['stage']} | {' | '.join(cells)} |")
