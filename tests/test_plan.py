@@ -155,3 +155,12 @@ def test_the_schedule_runs_device_tasks_per_gpu_and_cpu_tasks_one_at_a_time():
     assert schedule.wall_seconds(chain, workers=8, machines=1, gpus=0) == 12.0
     with pytest.raises(ValueError, match="needs a GPU"):
         schedule.wall_seconds(jobs, workers=1, machines=1, gpus=0)
+
+
+def test_a_task_without_a_per_item_rate_has_no_time_and_a_missing_start_counts_zero():
+    work = {"features_rgb": 10, "features_start_rgb": 1, "tensorflow": 1}
+    assert estimate.task_seconds(work, Rates()) is None
+    assert estimate.task_seconds(work, Rates(seconds={"tensorflow": 5.0})) is None
+    assert estimate.task_seconds(work, Rates(seconds={"features_rgb": 0.5})) == 5.0
+    assert estimate.task_seconds(work, Rates(seconds={
+        "features_rgb": 0.5, "features_start_rgb": 2.0, "tensorflow": 3.0})) == 10.0

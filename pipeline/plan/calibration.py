@@ -90,7 +90,7 @@ def _videos(settings: Settings, folder: Path, rates: Rates) -> pd.DataFrame:
 
 def _flow(settings: Settings, videos: pd.DataFrame, folder: Path, rates: Rates) -> Path:
     """ComputeFlow's runner and shard writer on the videos, after one video that starts the
-    runner's processes (and compiles TensorFlow's batch)."""
+    runner's processes (and compiles TensorFlow's batch): that start is paid once per task."""
     from pipeline import cache, config
     from pipeline.flow import batches, tvl1
     from pipeline.plan.sizes import flow_pair_bytes
@@ -99,7 +99,8 @@ def _flow(settings: Settings, videos: pd.DataFrame, folder: Path, rates: Rates) 
     path = folder / "flow.h5"
     with batches.flow_runner(params, settings.flow_processes, settings.frame_size,
                              config.flow().batch_pairs) as pool:
-        list(pool.map_videos([videos["path"].iloc[0]], params))
+        _, took = _timed(lambda: list(pool.map_videos([videos["path"].iloc[0]], params)))
+        rates.seconds["flow_start"] = took
         with Progress(len(videos), "calibration: flow") as bar:
             _, took = _timed(lambda: tvl1.write_flow_shard(path, cache.describe("flow", {}), videos,
                                                            params, pool, False, bar))
@@ -147,8 +148,10 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
                 return flow.iter_frames(row.video_id, "flow")
 
             first = videos.iloc[0]
-            features.extract(extractor, itertools.islice(frames_of(first), 1), stream,
-                             settings.image_size, 1, settings.feature_dtype)
+            _, took = _timed(lambda: features.extract(
+                extractor, itertools.islice(frames_of(first), 1), stream, settings.image_size,
+                1, settings.feature_dtype))
+            rates.seconds[f"features_start_{stream}"] = took
             path = folder / f"features-{stream}.h5"
             with Progress(len(videos), f"calibration: {stream} features") as bar:
                 _, took = _timed(lambda: features.write_feature_shard(
@@ -162,8 +165,9 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
 
 def _model(settings: Settings, kind: str, classes: int, rates: Rates) -> None:
     """One kind of model at the configured sizes: TrainModel's compiled model fitted on
-    in-memory batches (the snippet loader is not timed) and its forward pass per frame, after a
-    first step that traces and compiles it."""
+    in-memory batches (the snippet loader is not timed) and its forward pass per frame; the
+    first step and first forward pass, which trace and compile, are timed apart (paid once per
+    task)."""
     import keras
     from models.registry import build_model
     from pipeline import config
@@ -188,10 +192,11 @@ def _model(settings: Settings, kind: str, classes: int, rates: Rates) -> None:
     model = build_model(arch, classes, shape(inputs.layer), sizes, attention,
                         shape(inputs.motion_layer) if inputs.motion else None)
     compile_model(model, 0.001, 0.9)
-    model.train_on_batch(batch, targets)
+    _, rates.seconds[f"train_start_{kind}"] = _timed(lambda: model.train_on_batch(batch,
+                                                                                   targets))
     _, took = _timed(lambda: [model.train_on_batch(batch, targets) for _ in range(2)])
     rates.seconds[f"train_{kind}"] = took / (2 * TRAIN_BATCH * TRAIN_LENGTH)
-    model.predict_on_batch(batch)
+    _, rates.seconds[f"forward_start_{kind}"] = _timed(lambda: model.predict_on_batch(batch))
     _, took = _timed(lambda: model.predict_on_batch(batch))
     rates.seconds[f"forward_{kind}"] = took / (TRAIN_BATCH * TRAIN_LENGTH)
     rates.parameters[kind] = model.count_params()

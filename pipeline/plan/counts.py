@@ -62,7 +62,7 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
         videos = shard_of(everything, p["shard"], settings.shards)
         pairs = stream_frames(videos, "flow")
         return Counted({"videos": len(videos), "frames": stream_frames(videos, "rgb"),
-                        "pairs": pairs}, {"flow_pairs": pairs})
+                        "pairs": pairs}, {"flow_pairs": pairs, "flow_start": 1})
     if family == "FinetuneConvNet":
         train = everything[everything["role"] == "train"]
         per_video = train["n_frames"] - (p["stream"] == "flow")
@@ -75,7 +75,8 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
         videos = shard_of(everything, p["shard"], settings.shards)
         frames = stream_frames(videos, p["stream"])
         return Counted({"videos": len(videos), "frames": frames},
-                       {f"features_{p['stream']}": frames, "tensorflow": 1})
+                       {f"features_{p['stream']}": frames, f"features_start_{p['stream']}": 1,
+                        "tensorflow": 1})
     split = table[table["split_number"] == p["split"]]
     train, test = split[split["role"] == "train"], split[split["role"] == "test"]
     kind = model_kind(p.get("arch", "videolstm"), p.get("attention", "motion"))
@@ -84,15 +85,17 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
         return Counted({"videos": len(train), "steps": steps},
                        {f"train_{kind}": settings.epochs * len(train) * settings.snippet,
                         f"forward_{kind}": settings.epochs * len(test) * settings.snippet,
-                        "tensorflow": 1})
+                        f"train_start_{kind}": 1, f"forward_start_{kind}": 1, "tensorflow": 1})
     if family == "Evaluate":
         segments = len(test) * settings.segments
         return Counted({"videos": len(test), "segments": segments},
-                       {f"forward_{kind}": segments * settings.length, "tensorflow": 1})
+                       {f"forward_{kind}": segments * settings.length,
+                        f"forward_start_{kind}": 1, "tensorflow": 1})
     localized = test[test["tubes"]]
     if family == "Localize":
         return Counted({"videos": len(localized), "frames": stream_frames(localized, "rgb")},
-                       {f"forward_{kind}": stream_frames(localized, "rgb"), "tensorflow": 1})
+                       {f"forward_{kind}": stream_frames(localized, "rgb"),
+                        f"forward_start_{kind}": 1, "tensorflow": 1})
     if family == "MotionSaliencyTubes":
         return Counted({"videos": len(localized), "frames": stream_frames(localized, "rgb")}, {})
     return Counted({}, {})

@@ -15,11 +15,17 @@ FOLDERS = ("data", "cache", "work", "reports")
 ITEMS = ("videos", "frames", "pairs", "steps", "segments")
 
 
+def is_start(key: str) -> bool:
+    """A work key paid once per task (TensorFlow's start, a first traced step)."""
+    return key == "tensorflow" or "start" in key
+
+
 def task_seconds(work: dict, rates: Rates) -> float | None:
-    """Seconds of one task's work at ``rates``; None when a unit has no rate."""
-    if not rates.seconds or any(key not in rates.seconds for key in work):
+    """Seconds of one task's work at ``rates``; None when a per-item unit has no rate (a start
+    cost without one counts 0: device figures give per-item rates only)."""
+    if not rates.seconds or any(key not in rates.seconds for key in work if not is_start(key)):
         return None
-    return sum(units * rates.seconds[key] for key, units in work.items())
+    return sum(units * rates.seconds.get(key, 0.0) for key, units in work.items())
 
 
 def plan(nodes: list[Node], listings: dict, settings: Settings, rates: Rates, classes: int,
