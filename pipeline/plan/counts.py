@@ -14,6 +14,9 @@ from pipeline.plan.graph import Node
 from pipeline.plan.settings import Settings
 from pipeline.plan.videos import all_videos
 
+HELD_OUT_BATCH = 32
+"""Snippets per call of TrainModel's per-epoch held-out accuracy (training.loop)."""
+
 
 @dataclass(frozen=True)
 class Counted:
@@ -85,16 +88,20 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
         return Counted({"videos": len(train), "steps": steps},
                        {f"train_{kind}": settings.epochs * len(train) * settings.snippet,
                         f"forward_{kind}": settings.epochs * len(test) * settings.snippet,
+                        f"forward_call_{kind}": settings.epochs * math.ceil(
+                            len(test) / HELD_OUT_BATCH),
                         f"train_start_{kind}": 1, f"forward_start_{kind}": 1, "tensorflow": 1})
     if family == "Evaluate":
         segments = len(test) * settings.segments
         return Counted({"videos": len(test), "segments": segments},
                        {f"forward_{kind}": segments * settings.length,
+                        f"forward_call_{kind}": len(test),
                         f"forward_start_{kind}": 1, "tensorflow": 1})
     localized = test[test["tubes"]]
     if family == "Localize":
         return Counted({"videos": len(localized), "frames": stream_frames(localized, "rgb")},
                        {f"forward_{kind}": stream_frames(localized, "rgb"),
+                        f"forward_call_{kind}": len(localized),
                         f"forward_start_{kind}": 1, "tensorflow": 1})
     if family == "MotionSaliencyTubes":
         return Counted({"videos": len(localized), "frames": stream_frames(localized, "rgb")}, {})
