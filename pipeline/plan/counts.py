@@ -90,7 +90,8 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
                         f"forward_{kind}": settings.epochs * len(test) * settings.snippet,
                         f"forward_call_{kind}": settings.epochs * math.ceil(
                             len(test) / HELD_OUT_BATCH),
-                        f"train_start_{kind}": 1, f"forward_start_{kind}": 1, "tensorflow": 1})
+                        f"epoch_{kind}": settings.epochs, f"train_start_{kind}": 1,
+                        f"forward_start_{kind}": 1, "tensorflow": 1})
     if family == "Evaluate":
         segments = len(test) * settings.segments
         return Counted({"videos": len(test), "segments": segments},
