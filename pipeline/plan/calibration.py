@@ -171,7 +171,24 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
                     bar))
         frames = len(videos) * (CALIBRATION_FRAMES - (stream == "flow"))
         rates.seconds[f"features_{stream}"] = took / frames
+        if stream == "rgb":
+            rates.seconds["loader_start"] = _loader_start(path, videos)
         rates.ratios["features"] = stored_bytes(path) / (frames * feature_frame_bytes(settings))
+
+
+def _loader_start(path: Path, videos: pd.DataFrame) -> float:
+    """Seconds TrainModel's SnippetLoader takes to start its [train] readers and give a first
+    batch (once per task)."""
+    from pipeline import cache, config
+    from pipeline.training.loader import SnippetLoader
+    from pipeline.training.source import FeatureSource, ModelInputs
+    ids, labels = list(videos["video_id"]), list(videos["label_index"])
+    with FeatureSource({"rgb": {str(path): cache.describe("features", {})}},
+                       ModelInputs("rgb", "fc7", False)) as source:
+        def first_batch():
+            with SnippetLoader(source, len(ids), 2, config.train().readers) as loader:
+                next(iter(loader.dataset(ids, labels, [0, 0])))
+        return _timed(first_batch)[1]
 
 
 def _model(settings: Settings, kind: str, classes: int, folder: Path, rates: Rates) -> None:

@@ -91,6 +91,7 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
                         f"forward_call_{kind}": settings.epochs * math.ceil(
                             len(test) / HELD_OUT_BATCH),
                         f"epoch_{kind}": settings.epochs, f"train_start_{kind}": 1,
+                        "loader_start": 1,
                         f"forward_start_{kind}": 1, "tensorflow": 1})
     if family == "Evaluate":
         segments = len(test) * settings.segments

@@ -18,7 +18,7 @@ ITEMS = ("videos", "frames", "pairs", "steps", "segments")
 def is_start(key: str) -> bool:
     """A work key of a task's fixed costs (TensorFlow's start, a first traced step, an
     epoch's own cost)."""
-    return key == "tensorflow" or "start" in key or key.startswith("epoch_")
+    return key == "tensorflow" or "_start" in key or key.startswith("epoch_")
 
 
 def task_seconds(work: dict, rates: Rates) -> float | None:
