@@ -32,6 +32,8 @@ class Rates:
     seconds: dict[str, float] = field(default_factory=dict)
     ratios: dict[str, float] = field(default_factory=dict)
     parameters: dict[str, int] = field(default_factory=dict)
+    log_bytes: dict[str, int] = field(default_factory=dict)
+    """TensorBoard bytes a model kind's training writes per epoch."""
     where: dict[str, str] = field(default_factory=dict)
 
 
@@ -232,6 +234,8 @@ def _model(settings: Settings, kind: str, classes: int, folder: Path, rates: Rat
             loop.Checkpoints(folder / f"{kind}-{name}"), 0, folder / f"{kind}-logs"))[1]
 
     first, again = epoch("first"), epoch("again")
+    logs = folder / f"{kind}-logs"
+    rates.log_bytes[kind] = sum(p.stat().st_size for p in logs.rglob("*") if p.is_file()) // 2
     model.train_on_batch(batch, targets)  # traced for arrays apart from fit's datasets
     _, took = _timed(lambda: [model.train_on_batch(batch, targets) for _ in range(2)])
     rates.seconds[f"train_{kind}"] = took / (2 * TRAIN_BATCH * TRAIN_LENGTH)

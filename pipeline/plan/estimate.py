@@ -38,7 +38,8 @@ def plan(nodes: list[Node], listings: dict, settings: Settings, rates: Rates, cl
     depth = family_depths(nodes)
     for node in nodes:
         counted = counts.count(node, listings, settings)
-        size = sizes.size(node, counted.items, settings, rates.ratios, rates.parameters, classes)
+        size = sizes.size(node, counted.items, settings, rates.ratios, rates.parameters,
+                          rates.log_bytes, classes)
         seconds = task_seconds(counted.work, rates)
         stage = stages.setdefault(node.family, {
             "stage": node.family, "tasks": 0, "items": {}, "bytes": 0, "seconds": 0.0,

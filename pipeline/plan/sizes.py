@@ -48,10 +48,10 @@ def flow_pair_bytes(settings: Settings) -> int:
 
 
 def size(node: Node, items: dict, settings: Settings, ratios: dict[str, float],
-         parameters: dict[str, int], classes: int) -> Size:
+         parameters: dict[str, int], log_bytes: dict[str, int], classes: int) -> Size:
     """Bytes ``node`` writes. ``ratios``: measured compressed/uncompressed ratios ("flow",
     "features", "video"); without one the uncompressed size is given as the upper bound.
-    ``parameters``: trainable and optimizer-free weights per model kind."""
+    ``parameters``: weights per model kind; ``log_bytes``: its TensorBoard bytes per epoch."""
     family = node.family
     if family == "ComputeFlow":
         raw = items["pairs"] * flow_pair_bytes(settings)
@@ -69,8 +69,9 @@ def size(node: Node, items: dict, settings: Settings, ratios: dict[str, float],
         kind = model_kind(node.params["arch"], node.params["attention"])
         if kind not in parameters:
             return Size(None, "unknown without calibration (the model is not built)", True)
-        return Size(2 * 4 * parameters[kind], "float32 weights and RMSprop's slot per weight",
-                    False)
+        return Size(2 * 4 * parameters[kind] + settings.epochs * log_bytes.get(kind, 0),
+                    "float32 weights, RMSprop's slot per weight and the TensorBoard log "
+                    "calibration wrote per epoch", False)
     if family == "Localize":
         per_frame = settings.grid ** 2 * 2 + 2 * 4 * 8
         return Size(items["frames"] * per_frame, "float16 attention maps and boxes per frame",
