@@ -133,8 +133,8 @@ def _tensorflow_start() -> float:
 
 def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder: Path,
               classes: int, rates: Rates) -> None:
-    """FinetuneConvNet's fine-tuning on the rgb frames (one epoch, the configured first layer),
-    then ExtractFeatures' shard writer per stream after one warm-up batch."""
+    """ExtractFeatures' shard writer per stream after one warm-up batch; on the rgb stream's
+    shard the snippet loader's start and FinetuneConvNet's fine-tuning are timed too."""
     from models import vgg16
     from pipeline import cache, config, features
     from pipeline.plan.sizes import feature_frame_bytes
@@ -144,13 +144,6 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
     size = settings.frame_size
     for stream in ("rgb", "flow"):
         model = vgg16.initialise(stream, classes, settings.image_size, "none", 0)
-        if stream == "rgb":
-            images = np.stack([f for path in videos["path"] for f in iter_frames(path, size)])
-            labels = np.arange(len(images)) % classes
-            _, took = _timed(lambda: features.finetune(
-                model, images, labels, stream, settings.image_size, section.finetune_from, 1,
-                section.learning_rate, min(settings.convnet_batch, len(images)), 0))
-            rates.seconds["finetune_images"] = took / len(images)
         model.save(folder / f"vgg16-{stream}.keras")
         extractor = vgg16.load_extractor(str(folder / f"vgg16-{stream}.keras"),
                                          section.precision)
@@ -175,7 +168,34 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
         rates.seconds[f"features_{stream}"] = took / frames
         if stream == "rgb":
             rates.seconds["loader_start"] = _loader_start(path, videos)
+            _finetune(settings, model, videos, classes, rates)
         rates.ratios["features"] = stored_bytes(path) / (frames * feature_frame_bytes(settings))
+
+
+def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int,
+              rates: Rates) -> None:
+    """FinetuneConvNet's fine-tuning of the rgb network on the videos' frames for one and for
+    two epochs: the difference is an epoch's cost per image; what one epoch adds beyond it is
+    the task's start (compiling) and the frozen layers' pass per image, taken as the feature
+    extractor's rate (an upper bound)."""
+    from pipeline import config, features
+    from pipeline.video import iter_frames
+    section = config.convnet()
+    images = np.stack([f for path in videos["path"]
+                       for f in iter_frames(path, settings.frame_size)])
+    labels = np.arange(len(images)) % classes
+
+    def finetune(epochs: int) -> float:
+        return _timed(lambda: features.finetune(
+            model, images, labels, "rgb", settings.image_size, section.finetune_from, epochs,
+            section.learning_rate, min(settings.convnet_batch, len(images)), 0))[1]
+
+    once, twice = finetune(1), finetune(2)
+    per_epoch = max(twice - once, 0.0) / len(images)
+    rates.seconds["finetune_epoch_images"] = per_epoch
+    rates.seconds["finetune_images"] = rates.seconds["features_rgb"]
+    rates.seconds["finetune_start"] = max(
+        once - len(images) * (per_epoch + rates.seconds["features_rgb"]), 0.0)
 
 
 def _loader_start(path: Path, videos: pd.DataFrame) -> float:

@@ -73,7 +73,9 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
         epochs = settings.finetune_epochs
         steps = epochs * math.ceil(images / settings.convnet_batch)
         return Counted({"videos": len(train), "frames": images, "steps": steps},
-                       {"finetune_images": images * epochs, "tensorflow": 1})
+                       {"finetune_images": images if epochs else 0,
+                        "finetune_epoch_images": images * epochs,
+                        "finetune_start": 1 if epochs else 0, "tensorflow": 1})
     if family == "ExtractFeatures":
         videos = shard_of(everything, p["shard"], settings.shards)
         frames = stream_frames(videos, p["stream"])

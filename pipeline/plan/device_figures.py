@@ -51,8 +51,9 @@ def apply(figures: dict, rates: Rates, flow_on_gpu: bool, kinds: list[str]) -> l
             rates.seconds[f"features_{stream}"] = 1 / vgg[0]
             replaced.append(f"features_{stream}")
             if stream == "rgb":
-                rates.seconds["finetune_images"] = 3 / vgg[0]
-                replaced.append("finetune_images")
+                rates.seconds["finetune_images"] = 1 / vgg[0]
+                rates.seconds["finetune_epoch_images"] = 3 / vgg[0]
+                replaced += ["finetune_images", "finetune_epoch_images"]
     measured = {}
     for index, row in enumerate(rows):
         match = STEP.match(row["what"])
