@@ -75,9 +75,10 @@ def notes(result: dict, calibrated: bool, replaced: list[str], figures: str | No
              "size needs the calibration, which builds them)."]
     if calibrated:
         lines.append("Time: each stage's code timed on a few synthetic items at the configured "
-                     "shapes on this machine (training on in-memory batches, without the "
-                     "snippet loader), per unit of work, plus the start of TensorFlow in every "
-                     "device task's process; time is the sum over a stage's tasks.")
+                     "shapes on this machine, per unit of work (training steps on in-memory "
+                     "batches; the snippet loader's start, each epoch's own cost and TensorFlow's "
+                     "start in every device task's process apart); time is the sum over a "
+                     "stage's tasks.")
     else:
         lines.append("Time: not estimated (--no-calibrate)" + (
             f"; the GPU stages' rates are from {figures}" if replaced else "") + ".")
