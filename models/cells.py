@@ -26,6 +26,13 @@ transform of the mean over time of the sequence, with separate weights for H_0 a
   kernel (the authors'); C^m_0 likewise;
 - bottom layer, ALSTM: a dense layer of the mean over time of what the bottom LSTM reads per
   frame (the flattened flow map, or the flow vector).
+
+The score kernel W_z (w for the ALSTM) starts at zero (the paper is silent; the authors' code
+draws it at random), so every attention map starts uniform and forms from the class loss alone:
+W_z learns from the first step, the rest of the attention from the second. A random W_z gives
+each training seed its own initial preference for some regions, and on the embedded dataset
+training reinforced it: on held-back training videos VideoLSTM's attention found the actor on
+one training seed of three and avoided it on another (README, "Replication").
 """
 
 from __future__ import annotations
@@ -89,7 +96,8 @@ class _AttentionCell(keras.layers.Layer):
         self.attention_input_kernel = self._attention_kernel(depth, a, "attention_input_kernel")
         self.attention_state_kernel = self._attention_kernel(u, a, "attention_state_kernel")
         self.attention_bias = self.add_weight((a,), "zeros", name="attention_bias")
-        self.attention_score_kernel = self._attention_kernel(a, 1, "attention_score_kernel")
+        self.attention_score_kernel = self._attention_kernel(a, 1, "attention_score_kernel",
+                                                             "zeros")
         if self.motion:
             self._check_motion_shape(tuple(m_shape))
             self.motion_kernel = self._gate_kernel(
@@ -129,8 +137,8 @@ class _AttentionCell(keras.layers.Layer):
         """Weights from ``size_in`` channels to the four stacked gates."""
         return self.add_weight(self._kernel_shape(size_in, 4 * self.units), initializer, name=name)
 
-    def _attention_kernel(self, size_in, size_out, name):
-        return self.add_weight(self._attention_kernel_shape(size_in, size_out), "glorot_uniform",
+    def _attention_kernel(self, size_in, size_out, name, initializer="glorot_uniform"):
+        return self.add_weight(self._attention_kernel_shape(size_in, size_out), initializer,
                                name=name)
 
     def call(self, inputs, states, training=False):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.registry import ARCHITECTURES, FrameStepper, ModelSizes, build_model
+from models.registry import ARCHITECTURES, ATTENDING, FrameStepper, ModelSizes, build_model
 
 SIZES = ModelSizes(hidden=3, kernel=3, attention_kernel=1, dense=6, dropout=0.5)
 N_CLASSES, B, T, N, D, DM, FC7 = 4, 2, 5, 4, 3, 2, 8
@@ -24,13 +24,20 @@ def uses_motion(arch, attention):
     return arch == "videolstm" or attention == "motion"
 
 
-def build(arch, attention="appearance", n=N, sizes=SIZES):
+def build(arch, attention="appearance", n=N, sizes=SIZES, trained_scores=True):
+    """The model; with ``trained_scores`` its score kernel W_z drawn at random, as after
+    training (a new model attends uniformly, which would hide what the attention reads)."""
     feature_shape = (FC7,) if arch in ("convnet", "lstm") else (n, n, D)
     motion_shape = None
     if uses_motion(arch, attention):
         fc7_motion = arch == "alstm" and sizes.alstm_motion_input == "fc7"
         motion_shape = (FC7,) if fc7_motion else (n, n, DM)
-    return build_model(arch, N_CLASSES, feature_shape, sizes, attention, motion_shape)
+    model = build_model(arch, N_CLASSES, feature_shape, sizes, attention, motion_shape)
+    cell = model.get_layer("recurrent").cell if arch in ATTENDING else None
+    if trained_scores and cell is not None:
+        w_z = cell.attention_score_kernel
+        w_z.assign(np.random.default_rng(11).normal(size=w_z.shape).astype("float32"))
+    return model
 
 
 def inputs_for(model, rng, t=T, batch=B):
@@ -164,6 +171,23 @@ def test_flow_reaches_the_scores_only_through_attention(arch, attention):
     w_z = model.get_layer("recurrent").cell.attention_score_kernel
     w_z.assign(np.zeros(w_z.shape, "float32"))
     np.testing.assert_allclose(scores(other), scores(inputs), atol=1e-6)
+
+
+@pytest.mark.parametrize("arch, attention", [("alstm", "appearance"), ("alstm", "motion"),
+                                             ("convalstm", "appearance"), ("videolstm", "motion")])
+def test_a_new_model_attends_uniformly_and_its_score_kernel_learns_at_once(arch, attention):
+    """W_z starts at zero: every map is 1 / N^2 until training moves W_z, which the class loss
+    reaches from the first step."""
+    model = build(arch, attention, trained_scores=False)
+    rng = np.random.default_rng(8)
+    inputs = inputs_for(model, rng)
+    np.testing.assert_allclose(np.asarray(model(inputs)["attention"]), 1.0 / N ** 2, atol=1e-7)
+    w_z = model.get_layer("recurrent").cell.attention_score_kernel
+    labels = rng.integers(0, N_CLASSES, size=(B, T))
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(
+            labels, model(inputs, training=True)["scores"])
+    assert np.abs(np.asarray(tape.gradient(loss, w_z))).max() > 0
 
 
 def test_every_weight_of_videolstm_learns_from_the_class_loss():
