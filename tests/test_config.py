@@ -45,6 +45,26 @@ def test_the_embedded_and_paper_configs_pass():
                                                "ReproducePaper": None}, False)
 
 
+def test_the_paper_profile_inherits_no_setting_of_the_embedded_profile():
+    """configs/paper.cfg is read after luigi.cfg: every shape, budget and training setting the
+    embedded default sets must be set again for the paper, or the CPU profile's value leaks in
+    (the paper profile once trained on luigi.cfg's snippets and test segments)."""
+    import configparser
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    embedded, paper = configparser.ConfigParser(), configparser.ConfigParser()
+    embedded.read(repo / "luigi.cfg")
+    paper.read(repo / "configs" / "paper.cfg")
+    machine = {("flow", "processes"), ("flow", "batch_pairs")}
+    leaked = [f"[{section}] {key}"
+              for section in ("video", "flow", "convnet", "model", "train", "evaluate")
+              for key in embedded[section]
+              if (section, key) not in machine and not paper.has_option(section, key)]
+    assert leaked == []
+    assert (paper["train"]["snippet"], paper["evaluate"]["segments"],
+            paper["evaluate"]["length"]) == ("30", "25", "30")
+
+
 def test_unknown_section_is_an_error_with_a_did_you_mean_once_tasks_are_defined(use_config):
     path = use_config("[trian]\nepochs = 3\n")
     config.preflight()  # a task's section may still be defined after the settings are read
