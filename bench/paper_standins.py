@@ -1,8 +1,9 @@
-"""Stand-ins of UCF101 (split 1: 9,537 training and 3,783 test videos of 101 classes) and HMDB51
+"""Stand-ins of UCF101 (split 1: 9,537 training and 3,783 test videos of 101 classes), HMDB51
 (6,766 videos of 51 classes; per class and split 70 training and 30 test videos, each split
-another window of the class's videos, the rest unused) in their real on-disk layouts, every
-video a link to one of three 320x240 MJPG videos of 121, 186 and 251 frames (UCF101's mean is
-~186), and configs/paper.cfg pointed at them (weights = none, since ImageNet's file is not
+another window of the class's videos, the rest unused) and THUMOS13 (UCF101-24: a pyannot.pkl
+with one tube per video for 24 of the UCF101 stand-in's classes, 3,167 videos; the real file
+has 3,207) in their real on-disk formats, every video a link to one of three 320x240 MJPG
+videos of 121, 186 and 251 frames (UCF101's mean is ~186), and configs/paper.cfg pointed at them (weights = none, since ImageNet's file is not
 here; the same cost), so that videolstm-plan can be run at paper scale on a machine without
 the datasets:
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.datasets.thumos13 import write_annotations  # noqa: E402
 from pipeline.video import write_video  # noqa: E402
 
 LENGTHS = (121, 186, 251)
@@ -88,6 +89,23 @@ def hmdb51(root: Path, bases: list[Path]) -> dict[str, str]:
     return {"videos": str(videos), "splits": str(splits)}
 
 
+def thumos13(root: Path, ucf: dict[str, str]) -> dict[str, str]:
+    """UCF101-24's pyannot.pkl over the UCF101 stand-in: every fourth class (24 of them), one
+    tube per video over all its frames (a fixed box), labels in classInd order."""
+    videos = Path(ucf["videos"])
+    classes = sorted(p.name for p in videos.iterdir())[::4][:24]
+    tubes, labels, numf = {}, {}, {}
+    for label, name in enumerate(classes):
+        for video in sorted((videos / name).glob("*.avi")):
+            frames = int(video.resolve().stem.split("-")[1])  # linked to base-<frames>.avi
+            key = f"{name}/{video.stem}"
+            tubes[key] = [{"start": 0, "boxes": np.tile([80.0, 40.0, 240.0, 200.0], (frames, 1))}]
+            labels[key], numf[key] = label, frames
+    root.mkdir(parents=True)
+    write_annotations(root / "pyannot.pkl", tubes, labels, numf)
+    return {**ucf, "annotations": str(root / "pyannot.pkl")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -98,8 +116,8 @@ def main() -> None:
     parser.read(REPO / "configs" / "paper.cfg")
     parser["ucf101"] = ucf101(folder / "ucf101", bases)
     parser["hmdb51"] = hmdb51(folder / "hmdb51", bases)
+    parser["thumos13"] = thumos13(folder / "thumos13", dict(parser["ucf101"]))
     parser["convnet"]["weights"] = "none"
-    parser["ReproducePaper"]["datasets"] = json.dumps(["ucf101", "hmdb51"])
     parser["paths"] = {key: str(folder / key) for key in ("data", "cache", "work", "reports")}
     with open(folder / "paper-standins.cfg", "w") as handle:
         parser.write(handle)
