@@ -183,11 +183,8 @@ def test_a_new_model_attends_uniformly_and_its_score_kernel_learns_at_once(arch,
     inputs = inputs_for(model, rng)
     np.testing.assert_allclose(np.asarray(model(inputs)["attention"]), 1.0 / N ** 2, atol=1e-7)
     w_z = model.get_layer("recurrent").cell.attention_score_kernel
-    labels = rng.integers(0, N_CLASSES, size=(B, T))
-    with tf.GradientTape() as tape:
-        loss = keras.losses.sparse_categorical_crossentropy(
-            labels, model(inputs, training=True)["scores"])
-    assert np.abs(np.asarray(tape.gradient(loss, w_z))).max() > 0
+    (grad,) = class_loss_gradients(model, [w_z], rng)
+    assert np.abs(np.asarray(grad)).max() > 0
 
 
 def test_every_weight_of_videolstm_learns_from_the_class_loss():
@@ -195,15 +192,19 @@ def test_every_weight_of_videolstm_learns_from_the_class_loss():
     assert_every_weight_learns(build("videolstm"), seed=6)
 
 
-def assert_every_weight_learns(model, seed: int) -> None:
-    """Every trainable weight gets a nonzero gradient of the class loss on random inputs."""
-    rng = np.random.default_rng(seed)
+def class_loss_gradients(model, variables, rng) -> list:
+    """Gradients of the class loss with respect to ``variables`` on random inputs and labels."""
     inputs = inputs_for(model, rng)
     labels = rng.integers(0, N_CLASSES, size=(B, T))
     with tf.GradientTape() as tape:
         loss = keras.losses.sparse_categorical_crossentropy(
             labels, model(inputs, training=True)["scores"])
-    grads = tape.gradient(loss, model.trainable_variables)
+    return tape.gradient(loss, variables)
+
+
+def assert_every_weight_learns(model, seed: int) -> None:
+    """Every trainable weight gets a nonzero gradient of the class loss on random inputs."""
+    grads = class_loss_gradients(model, model.trainable_variables, np.random.default_rng(seed))
     for variable, grad in zip(model.trainable_variables, grads):
         assert grad is not None and np.abs(np.asarray(grad)).max() > 0, variable.path
 
