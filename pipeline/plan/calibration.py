@@ -18,11 +18,17 @@ import pandas as pd
 from pipeline.plan.settings import Settings
 
 CALIBRATION_VIDEOS = 2
-CALIBRATION_FRAMES = 4
+CALIBRATION_FRAMES = 9
+"""8 flow pairs a video: a video's decode and hand-over between processes, paid once per video,
+then weigh on the per-pair rate a little (with 4 frames they doubled it)."""
 TRAIN_BATCH = 2
 TRAIN_LENGTH = 6
-"""Training is timed on batches of 2 snippets of 6 frames and scaled per sample-frame (a
-recurrent step's cost grows linearly with both)."""
+STEP_BUDGET = 1.0
+"""Training and forward passes are timed at [train] batch_size x snippet when a step there is
+projected (from one of TRAIN_BATCH x TRAIN_LENGTH) to take at most STEP_BUDGET seconds, else
+at TRAIN_BATCH x TRAIN_LENGTH: a step's cost per sample-frame falls as the batch and snippet
+grow (3x from 2 x 6 to 8 x 16 on the embedded default), so the smaller shape is an upper
+bound."""
 
 
 @dataclass
@@ -143,8 +149,12 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
     section = config.convnet()
     size = settings.frame_size
     for stream in ("rgb", "flow"):
-        model = vgg16.initialise(stream, classes, settings.image_size, "none", 0)
-        model.save(folder / f"vgg16-{stream}.keras")
+        def make():
+            network = vgg16.initialise(stream, classes, settings.image_size, "none", 0)
+            network.save(folder / f"vgg16-{stream}.keras")
+            return network
+
+        model, made = _timed(make)
         extractor = vgg16.load_extractor(str(folder / f"vgg16-{stream}.keras"),
                                          section.precision)
         with cache.Shard(flow_path) as flow:
@@ -168,16 +178,16 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
         rates.seconds[f"features_{stream}"] = took / frames
         if stream == "rgb":
             rates.seconds["loader_start"] = _loader_start(path, videos)
-            _finetune(settings, model, videos, classes, rates)
+            _finetune(settings, model, videos, classes, made, rates)
         rates.ratios["features"] = stored_bytes(path) / (frames * feature_frame_bytes(settings))
 
 
-def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int,
+def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int, made: float,
               rates: Rates) -> None:
     """FinetuneConvNet's fine-tuning of the rgb network on the videos' frames for one and for
     two epochs: the difference is an epoch's cost per image; what one epoch adds beyond it is
-    the task's start (compiling) and the frozen layers' pass per image, taken as the feature
-    extractor's rate (an upper bound)."""
+    compiling and the frozen layers' pass per image, taken as the feature extractor's rate (an
+    upper bound). The task's start adds ``made``: the network's initialisation and save."""
     from pipeline import config, features
     from pipeline.video import iter_frames
     section = config.convnet()
@@ -194,7 +204,7 @@ def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int,
     per_epoch = max(twice - once, 0.0) / len(images)
     rates.seconds["finetune_epoch_images"] = per_epoch
     rates.seconds["finetune_images"] = rates.seconds["features_rgb"]
-    rates.seconds["finetune_start"] = max(
+    rates.seconds["finetune_start"] = made + max(
         once - len(images) * (per_epoch + rates.seconds["features_rgb"]), 0.0)
 
 
@@ -216,9 +226,9 @@ def _loader_start(path: Path, videos: pd.DataFrame) -> float:
 def _model(settings: Settings, kind: str, classes: int, folder: Path, rates: Rates) -> None:
     """One kind of model at the configured sizes: TrainModel's compiled model fitted on
     in-memory batches (the snippet loader is not timed), what each epoch adds (its fit call,
-    TensorBoard log and checkpoint), and its forward pass per frame and per
-    call (from calls of one and of TRAIN_BATCH snippets); the first step and first forward
-    pass, which trace and compile, are timed apart (paid once per task)."""
+    TensorBoard log and checkpoint), and its forward pass per frame and per call (from calls
+    of one and of a batch of snippets), at the step shape of STEP_BUDGET; the first step and
+    first forward pass, which trace and compile, are timed apart (paid once per task)."""
     import keras
     import tensorflow as tf
     from models.registry import build_model
@@ -235,39 +245,54 @@ def _model(settings: Settings, kind: str, classes: int, folder: Path, rates: Rat
         return (4096,) if layer == "fc7" else (grid, grid, 512)
 
     rng = np.random.default_rng(0)
-    batch = {"features": rng.random((TRAIN_BATCH, TRAIN_LENGTH, *shape(inputs.layer)),
-                                    np.float32)}
-    if inputs.motion:
-        batch["motion"] = rng.random((TRAIN_BATCH, TRAIN_LENGTH, *shape(inputs.motion_layer)),
-                                     np.float32)
-    targets = {"scores": np.zeros((TRAIN_BATCH, TRAIN_LENGTH), np.int64)}
+
+    def arrays(batch_size: int, length: int) -> tuple[dict, dict]:
+        batch = {"features": rng.random((batch_size, length, *shape(inputs.layer)), np.float32)}
+        if inputs.motion:
+            batch["motion"] = rng.random((batch_size, length, *shape(inputs.motion_layer)),
+                                         np.float32)
+        return batch, {"scores": np.zeros((batch_size, length), np.int64)}
+
+    def step(batch, targets) -> float:
+        """Seconds of one training step, after a first one that traces the shape."""
+        model.train_on_batch(batch, targets)
+        return _timed(lambda: [model.train_on_batch(batch, targets) for _ in range(2)])[1] / 2
+
     keras.utils.set_random_seed(0)
     model = build_model(arch, classes, shape(inputs.layer), sizes, attention,
                         shape(inputs.motion_layer) if inputs.motion else None)
     compile_model(model, 0.001, 0.9)
+    small = arrays(TRAIN_BATCH, TRAIN_LENGTH)
 
     def epoch(name: str) -> float:
-        """One epoch of one batch through TrainModel's loop (fit with its TensorBoard log,
-        the held-out pass left out, the checkpoint)."""
+        """One epoch of one small batch through TrainModel's loop (fit with its TensorBoard
+        log, the held-out pass left out, the checkpoint)."""
         return _timed(lambda: loop.train(
-            model, lambda _: tf.data.Dataset.from_tensors((batch, targets)), 1,
+            model, lambda _: tf.data.Dataset.from_tensors(small), 1,
             loop.Checkpoints(folder / f"{kind}-{name}"), 0, folder / f"{kind}-logs"))[1]
 
     first, again = epoch("first"), epoch("again")
     logs = folder / f"{kind}-logs"
     rates.log_bytes[kind] = sum(p.stat().st_size for p in logs.rglob("*") if p.is_file()) // 2
-    model.train_on_batch(batch, targets)  # traced for arrays apart from fit's datasets
-    _, took = _timed(lambda: [model.train_on_batch(batch, targets) for _ in range(2)])
-    rates.seconds[f"train_{kind}"] = took / (2 * TRAIN_BATCH * TRAIN_LENGTH)
+    small_step = step(*small)
     rates.seconds[f"train_start_{kind}"] = max(first - again, 0.0)
-    rates.seconds[f"epoch_{kind}"] = max(again - took / 2, 0.0)
+    rates.seconds[f"epoch_{kind}"] = max(again - small_step, 0.0)
+    (batch, targets), size, length, seconds = small, TRAIN_BATCH, TRAIN_LENGTH, small_step
+    configured = (settings.batch_size, settings.snippet)
+    projected = small_step * settings.batch_size * settings.snippet / (size * length)
+    if settings.batch_size >= 2 and configured != (size, length) and projected <= STEP_BUDGET:
+        size, length = configured
+        batch, targets = arrays(size, length)
+        seconds = step(batch, targets)
+    rates.seconds[f"train_{kind}"] = seconds / (size * length)
     one = {name: array[:1] for name, array in batch.items()}
-    _, rates.seconds[f"forward_start_{kind}"] = _timed(lambda: model.predict_on_batch(batch))
+    _, rates.seconds[f"forward_start_{kind}"] = _timed(lambda: model.predict_on_batch(small[0]))
+    model.predict_on_batch(batch)
     model.predict_on_batch(one)
     _, whole = _timed(lambda: model.predict_on_batch(batch))
     _, single = _timed(lambda: model.predict_on_batch(one))
-    per_frame = max(whole - single, 0.0) / ((TRAIN_BATCH - 1) * TRAIN_LENGTH)
+    per_frame = max(whole - single, 0.0) / ((size - 1) * length)
     rates.seconds[f"forward_{kind}"] = per_frame
-    rates.seconds[f"forward_call_{kind}"] = max(single - per_frame * TRAIN_LENGTH, 0.0)
+    rates.seconds[f"forward_call_{kind}"] = max(single - per_frame * length, 0.0)
     rates.parameters[kind] = model.count_params()
     keras.backend.clear_session()
