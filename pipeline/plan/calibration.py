@@ -19,8 +19,9 @@ from pipeline.plan.settings import Settings
 
 CALIBRATION_VIDEOS = 2
 CALIBRATION_FRAMES = 9
-"""8 flow pairs a video: a video's decode and hand-over between processes, paid once per video,
-then weigh on the per-pair rate a little (with 4 frames they doubled it)."""
+"""8 flow pairs a video: on the embedded default the plan over-stated TV-L1 by 1.7-1.9x and
+VGG-16 by 1.25x with 9 frames, by 2.0-2.3x and 1.9x with 4 (at paper shapes on 2 cores the
+calibration takes 140 s instead of 115 s)."""
 TRAIN_BATCH = 2
 TRAIN_LENGTH = 6
 STEP_BUDGET = 1.0
@@ -97,17 +98,20 @@ def _videos(settings: Settings, folder: Path, rates: Rates) -> pd.DataFrame:
 
 
 def _flow(settings: Settings, videos: pd.DataFrame, folder: Path, rates: Rates) -> Path:
-    """ComputeFlow's runner and shard writer on the videos, after one video that starts the
-    runner's processes (and compiles TensorFlow's batch): that start is paid once per task."""
+    """ComputeFlow's runner and shard writer on the videos, after a 2-frame clip that starts
+    the runner's processes (and compiles TensorFlow's batch): that start is paid once per task."""
     from pipeline import cache, config
     from pipeline.flow import batches, tvl1
     from pipeline.plan.sizes import flow_pair_bytes
     from pipeline.progress import Progress
+    from pipeline.video import iter_frames, write_video
     params = config.flow().params()
     path = folder / "flow.h5"
+    start = folder / "start.avi"
+    write_video(start, np.stack(list(itertools.islice(iter_frames(videos["path"].iloc[0]), 2))))
     with batches.flow_runner(params, settings.flow_processes, settings.frame_size,
                              config.flow().batch_pairs) as pool:
-        _, took = _timed(lambda: list(pool.map_videos([videos["path"].iloc[0]], params)))
+        _, took = _timed(lambda: list(pool.map_videos([start], params)))
         rates.seconds["flow_start"] = took
         with Progress(len(videos), "calibration: flow") as bar:
             _, took = _timed(lambda: tvl1.write_flow_shard(path, cache.describe("flow", {}), videos,
@@ -184,15 +188,16 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
 
 def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int, made: float,
               rates: Rates) -> None:
-    """FinetuneConvNet's fine-tuning of the rgb network on the videos' frames for one and for
-    two epochs: the difference is an epoch's cost per image; what one epoch adds beyond it is
-    compiling and the frozen layers' pass per image, taken as the feature extractor's rate (an
-    upper bound). The task's start adds ``made``: the network's initialisation and save."""
+    """FinetuneConvNet's fine-tuning of the rgb network on [convnet] finetune_frames frames of
+    each video (the task's count) for one and for two epochs: the difference is an epoch's
+    cost per image; what one epoch adds beyond it is compiling and the frozen layers' pass per
+    image, taken as the feature extractor's rate (an upper bound). The task's start adds
+    ``made``: the network's initialisation and save."""
     from pipeline import config, features
     from pipeline.video import iter_frames
     section = config.convnet()
-    images = np.stack([f for path in videos["path"]
-                       for f in iter_frames(path, settings.frame_size)])
+    images = np.stack([f for path in videos["path"] for f in itertools.islice(
+        iter_frames(path, settings.frame_size), settings.finetune_frames)])
     labels = np.arange(len(images)) % classes
 
     def finetune(epochs: int) -> float:
