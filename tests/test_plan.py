@@ -164,3 +164,13 @@ def test_a_task_without_a_per_item_rate_has_no_time_and_a_missing_start_counts_z
     assert estimate.task_seconds(work, Rates(seconds={"features_rgb": 0.5})) == 5.0
     assert estimate.task_seconds(work, Rates(seconds={
         "features_rgb": 0.5, "features_start_rgb": 2.0, "tensorflow": 3.0})) == 10.0
+
+
+def test_training_is_timed_at_the_configured_step_when_it_fits_the_budget():
+    from pipeline.plan.calibration import STEP_BUDGET, step_shape
+    small = 2 * 6  # sample-frames of the small calibration step
+    assert step_shape(8, 16, 0.03) == (8, 16)  # projected 0.32 s
+    assert step_shape(8, 16, STEP_BUDGET * small / 128) == (8, 16)  # exactly the budget
+    assert step_shape(8, 16, STEP_BUDGET * small / 128 * 1.01) == (2, 6)
+    assert step_shape(128, 30, 0.03) == (2, 6)  # paper sizes on a CPU: 9.6 s projected
+    assert step_shape(1, 16, 0.001) == (2, 6)  # one snippet: no per-frame cost to tell apart

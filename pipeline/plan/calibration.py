@@ -228,6 +228,17 @@ def _loader_start(path: Path, videos: pd.DataFrame) -> float:
         return _timed(first_batch)[1]
 
 
+def step_shape(batch_size: int, snippet: int, small_step: float) -> tuple[int, int]:
+    """(batch, length) that training and forward passes are timed at: [train] batch_size x
+    snippet when a step there, projected from ``small_step`` seconds at TRAIN_BATCH x
+    TRAIN_LENGTH, fits STEP_BUDGET (and a batch of 1 and more can be told apart), else the
+    small shape."""
+    projected = small_step * batch_size * snippet / (TRAIN_BATCH * TRAIN_LENGTH)
+    if batch_size >= 2 and projected <= STEP_BUDGET:
+        return batch_size, snippet
+    return TRAIN_BATCH, TRAIN_LENGTH
+
+
 def _model(settings: Settings, kind: str, classes: int, folder: Path, rates: Rates) -> None:
     """One kind of model at the configured sizes: TrainModel's compiled model fitted on
     in-memory batches (the snippet loader is not timed), what each epoch adds (its fit call,
@@ -282,11 +293,9 @@ def _model(settings: Settings, kind: str, classes: int, folder: Path, rates: Rat
     small_step = step(*small)
     rates.seconds[f"train_start_{kind}"] = max(first - again, 0.0)
     rates.seconds[f"epoch_{kind}"] = max(again - small_step, 0.0)
-    (batch, targets), size, length, seconds = small, TRAIN_BATCH, TRAIN_LENGTH, small_step
-    configured = (settings.batch_size, settings.snippet)
-    projected = small_step * settings.batch_size * settings.snippet / (size * length)
-    if settings.batch_size >= 2 and configured != (size, length) and projected <= STEP_BUDGET:
-        size, length = configured
+    (batch, targets), seconds = small, small_step
+    size, length = step_shape(settings.batch_size, settings.snippet, small_step)
+    if (size, length) != (TRAIN_BATCH, TRAIN_LENGTH):
         batch, targets = arrays(size, length)
         seconds = step(batch, targets)
     rates.seconds[f"train_{kind}"] = seconds / (size * length)
