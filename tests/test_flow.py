@@ -307,6 +307,56 @@ STOPPED_MID_FLOW = textwrap.dedent("""
 """)
 
 
+KILLED_MID_RESULT = textwrap.dedent("""
+    import faulthandler, struct, sys, time
+    from pipeline.flow.tvl1 import FlowPool
+
+    def half_sent_result():
+        # in the worker: a result message's header and first bytes, then nothing, as when
+        # the worker is killed while sending a chunk's flow
+        import gc
+        from multiprocessing.queues import SimpleQueue
+        results = next(o for o in gc.get_objects() if isinstance(o, SimpleQueue))
+        results._writer._send(struct.pack("!i", 1 << 20) + b"partial")
+        time.sleep(120)
+
+    def reading_half_message():
+        for frame in sys._current_frames().values():
+            while frame is not None:
+                if frame.f_code.co_name == "_recv_bytes":
+                    return True
+                frame = frame.f_back
+        return False
+
+    if __name__ == "__main__":
+        pool = FlowPool(processes=1)
+        pool._executor.submit(half_sent_result)
+        deadline = time.monotonic() + 60
+        while not reading_half_message() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reading_half_message(), "the pool's thread never read the half message"
+        faulthandler.dump_traceback_later(20, exit=True)  # stuck: every stack, then exit 1
+        pool.terminate()
+        print("terminated")
+""")
+
+
+def test_terminate_returns_when_a_worker_dies_while_sending_a_result(tmp_path):
+    # CPython 3.11's executor thread waited forever for the rest of the message, and
+    # terminate() for that thread: a whole fast suite once hung here for 8 minutes
+    script = tmp_path / "killed_mid_result.py"
+    script.write_text(KILLED_MID_RESULT)
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               cwd=Path(__file__).resolve().parents[1])
+    try:
+        out, err = process.communicate(timeout=120)
+    finally:
+        for pid, _ in _session_processes(process.pid):
+            os.kill(pid, signal.SIGKILL)
+    assert process.returncode == 0 and "terminated" in out, err[-3000:]
+
+
 def _session_processes(sid: int) -> list[tuple[int, float]]:
     """(pid, CPU seconds) of the live processes of a session."""
     found = []

@@ -275,10 +275,16 @@ class FlowPool:
     def terminate(self) -> None:
         """Stop the workers now, dropping all work: on an error or a stop (Ctrl-C, SIGTERM as
         pipeline.termination raises it), where waiting for the running chunks would take
-        minutes. A chunk's TV-L1 cannot be interrupted, so the workers are killed."""
-        for process in list(self._executor._processes.values()):  # public only in Python 3.14
+        minutes. A chunk's TV-L1 cannot be interrupted, so the workers are killed. A worker
+        killed while sending a result leaves it half-written in the result pipe, where the
+        executor's thread waits for the rest, and shutdown for that thread, forever (CPython
+        3.11); closing the pool's own write end of that pipe makes the read end there."""
+        executor = self._executor
+        for process in list(executor._processes.values()):  # public only in Python 3.14
             process.kill()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if executor._result_queue is not None:
+            executor._result_queue._writer.close()
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def _chunks(self, n_pairs: int, params: TVL1Params) -> list[tuple[int, int]]:
         """Pair ranges [s, e): at most chunk_pairs each, and short clips spread evenly."""
