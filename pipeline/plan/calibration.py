@@ -22,6 +22,10 @@ CALIBRATION_FRAMES = 9
 """8 flow pairs a video: on the embedded default the plan over-stated TV-L1 by 1.7-1.9x and
 VGG-16 by 1.25x with 9 frames, by 2.0-2.3x and 1.9x with 4 (at paper shapes on 2 cores the
 calibration takes 140 s instead of 115 s)."""
+FINETUNE_IMAGES = 32
+FINETUNE_EPOCHS = 5
+"""Fine-tuning is timed on 32 images for 1 and 5 epochs: one epoch more of 8 images, the first
+way, came out between 0.4x and 2x of the actual cost over seven calibrations."""
 TRAIN_BATCH = 2
 TRAIN_LENGTH = 6
 STEP_BUDGET = 1.0
@@ -188,16 +192,18 @@ def _features(settings: Settings, videos: pd.DataFrame, flow_path: Path, folder:
 
 def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int, made: float,
               rates: Rates) -> None:
-    """FinetuneConvNet's fine-tuning of the rgb network on [convnet] finetune_frames frames of
-    each video (the task's count) for one and for two epochs: the difference is an epoch's
-    cost per image; what one epoch adds beyond it is compiling and the frozen layers' pass per
-    image, taken as the feature extractor's rate (an upper bound). The task's start adds
-    ``made``: the network's initialisation and save."""
+    """FinetuneConvNet's fine-tuning of the rgb network on FINETUNE_IMAGES of the videos'
+    frames (repeated) for one and for FINETUNE_EPOCHS epochs: the difference is an epoch's cost
+    per image, over enough steps to stand out of the compiling either call does; what one epoch
+    adds beyond it is compiling and the frozen layers' pass per image, taken as the feature
+    extractor's rate (an upper bound). The task's start adds ``made``: the network's
+    initialisation and save."""
     from pipeline import config, features
     from pipeline.video import iter_frames
     section = config.convnet()
-    images = np.stack([f for path in videos["path"] for f in itertools.islice(
-        iter_frames(path, settings.frame_size), settings.finetune_frames)])
+    frames = np.stack([frame for path in videos["path"]
+                       for frame in iter_frames(path, settings.frame_size)])
+    images = np.resize(frames, (FINETUNE_IMAGES, *frames.shape[1:]))
     labels = np.arange(len(images)) % classes
 
     def finetune(epochs: int) -> float:
@@ -205,8 +211,8 @@ def _finetune(settings: Settings, model, videos: pd.DataFrame, classes: int, mad
             model, images, labels, "rgb", settings.image_size, section.finetune_from, epochs,
             section.learning_rate, min(settings.convnet_batch, len(images)), 0))[1]
 
-    once, twice = finetune(1), finetune(2)
-    per_epoch = max(twice - once, 0.0) / len(images)
+    once, more = finetune(1), finetune(FINETUNE_EPOCHS)
+    per_epoch = max(more - once, 0.0) / ((FINETUNE_EPOCHS - 1) * len(images))
     rates.seconds["finetune_epoch_images"] = per_epoch
     rates.seconds["finetune_images"] = rates.seconds["features_rgb"]
     rates.seconds["finetune_start"] = made + max(
