@@ -343,7 +343,7 @@ KILLED_MID_RESULT = textwrap.dedent("""
 
 def test_terminate_returns_when_a_worker_dies_while_sending_a_result(tmp_path):
     # CPython 3.11's executor thread waited forever for the rest of the message, and
-    # terminate() for that thread: a whole fast suite once hung here for 8 minutes
+    # terminate() for that thread: likely why the full-disk fault test once hung for 8 minutes
     script = tmp_path / "killed_mid_result.py"
     script.write_text(KILLED_MID_RESULT)
     process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,

@@ -278,7 +278,7 @@ class FlowPool:
         minutes. A chunk's TV-L1 cannot be interrupted, so the workers are killed. A worker
         killed while sending a result leaves it half-written in the result pipe, where the
         executor's thread waits for the rest, and shutdown for that thread, forever (CPython
-        3.11); closing the pool's own write end of that pipe makes the read end there."""
+        3.11); closing the pool's own write end of that pipe ends that read."""
         executor = self._executor
         for process in list(executor._processes.values()):  # public only in Python 3.14
             process.kill()

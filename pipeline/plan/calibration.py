@@ -20,8 +20,8 @@ from pipeline.plan.settings import Settings
 CALIBRATION_VIDEOS = 2
 CALIBRATION_FRAMES = 9
 """8 flow pairs a video: on the embedded default the plan over-stated TV-L1 by 1.7-1.9x and
-VGG-16 by 1.25x with 9 frames, by 2.0-2.3x and 1.9x with 4 (at paper shapes on 2 cores the
-calibration takes 140 s instead of 115 s)."""
+VGG-16 by 1.25x with 9 frames, by 2.0-2.3x and 1.9x with 4 (at paper shapes on 2 cores TV-L1
+then takes about 30 s of the calibration instead of 20)."""
 FINETUNE_IMAGES = 32
 FINETUNE_EPOCHS = 5
 """Fine-tuning is timed on 32 images for 1 and 5 epochs: one epoch more of 8 images, the first
