@@ -85,7 +85,7 @@ def main() -> int:
                                       args.workers))
         print(f"{pair}: {rows[pair]}", flush=True)
     table = pd.DataFrame(rows).T
-    print(table.to_markdown() if hasattr(table, "to_markdown") else table.to_string())
+    print(table.to_string())
     return 0 if table["meets the bar"].all() else 1
 
 
