@@ -10,9 +10,10 @@ ConvALSTM's).
 
     .venv/bin/python bench/seed_sweep.py --pairs 1:1 2:2 3:3 4:4 5:5 --root /tmp/sweep
 
-Each pair is a whole embedded run (44 minutes on 2 cores with 3 replicates and 2 workers, as
+Each pair is a whole embedded run (about an hour on 2 cores with 3 replicates and 2 workers, as
 the README's quick start runs it): hours in all. A pair whose report exists is read, not run
-again.
+again. Sweeps over disjoint pairs may run at once on the same root: they share the cache, and
+an output one of them is making is waited for, not made twice.
 """
 
 import argparse
