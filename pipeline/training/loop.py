@@ -1,10 +1,10 @@
 """Training and applying the recurrent models on cached features (paper 5.2).
 
 Training minimises the cross-entropy at every frame with RMSprop (paper: lr 0.001, rho 0.9), and
-saves a checkpoint after every epoch; a killed run resumes from its last checkpoint and, because each
-epoch's sampling and dropout are seeded from (seed, epoch), ends with the same weights as an
-uninterrupted one. Evaluation samples 25 equally spaced 30-frame segments per video, sums frame
-scores over time and averages over segments.
+saves a checkpoint after every epoch; a killed run resumes from its last checkpoint and, because
+each epoch's sampling and dropout are seeded from (seed, epoch), ends with the same weights as
+an uninterrupted one. Evaluation samples 25 equally spaced 30-frame segments per video, sums
+frame scores over time and averages over segments.
 """
 
 from __future__ import annotations
