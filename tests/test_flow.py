@@ -291,6 +291,9 @@ STOPPED_MID_FLOW = textwrap.dedent("""
     import numpy as np
     from pipeline import termination
     from pipeline.flow.tvl1 import FlowPool, TVL1Params
+    # as from a terminal: a background job (`cmd &`, nohup) inherits SIGINT ignored, and then
+    # the command rightly ignores it too; that made this test fail whenever pytest ran so
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     termination.install()
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's dump of a slow stop
     print("SIGINT handler", signal.getsignal(signal.SIGINT), "blocked",
