@@ -47,18 +47,20 @@ def split_training_videos(manifest, per_class: int, seed: int,
             [v for v in train["video_id"] if v in held])
 
 
+def actor_cells(boxes: np.ndarray, grid: int, frame_hw: tuple[int, int]) -> np.ndarray:
+    """(T, grid, grid) masks of the cells whose centres lie in each frame's box (T, 4)
+    x1, y1, x2, y2 in frame pixels."""
+    centre_y = (np.arange(grid) + 0.5) * frame_hw[0] / grid
+    centre_x = (np.arange(grid) + 0.5) * frame_hw[1] / grid
+    return np.stack([((centre_y >= y1) & (centre_y < y2))[:, None]
+                     & ((centre_x >= x1) & (centre_x < x2))[None, :]
+                     for x1, y1, x2, y2 in boxes])
+
+
 def actor_mass(attention: np.ndarray, boxes: np.ndarray, frame_hw: tuple[int, int]) -> float:
-    """Mean over frames of the attention (T, N, N) on the cells whose centres lie in the
-    actor's box (T, 4) x1, y1, x2, y2 in frame pixels."""
-    n = attention.shape[1]
-    centre_y = (np.arange(n) + 0.5) * frame_hw[0] / n
-    centre_x = (np.arange(n) + 0.5) * frame_hw[1] / n
-    masses = []
-    for a, (x1, y1, x2, y2) in zip(attention, boxes):
-        inside = (((centre_y >= y1) & (centre_y < y2))[:, None]
-                  & ((centre_x >= x1) & (centre_x < x2))[None, :])
-        masses.append(float(a[inside].sum()))
-    return float(np.mean(masses))
+    """Mean over frames of the attention (T, N, N) on the actor's cells (``actor_cells``)."""
+    masks = actor_cells(boxes, attention.shape[1], frame_hw)
+    return float(np.mean([a[m].sum() for a, m in zip(attention, masks)]))
 
 
 def validate(model, source, manifest, videos: list[str], segments: int, length: int) -> dict:

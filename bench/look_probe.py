@@ -21,18 +21,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from attention_formation import actor_cells  # noqa: E402  (this script's folder is on the path)
+
 FOLDS = 5
 RIDGE = 100.0
 LOOKS = 4
-
-
-def actor_cells(boxes: np.ndarray, grid: int, frame_hw: tuple[int, int]) -> np.ndarray:
-    """(T, grid, grid) masks of the cells whose centres lie in each frame's box x1, y1, x2, y2."""
-    centre_y = (np.arange(grid) + 0.5) * frame_hw[0] / grid
-    centre_x = (np.arange(grid) + 0.5) * frame_hw[1] / grid
-    return np.stack([((centre_y >= y1) & (centre_y < y2))[:, None]
-                     & ((centre_x >= x1) & (centre_x < x2))[None, :]
-                     for x1, y1, x2, y2 in boxes])
 
 
 def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, classes: int,
