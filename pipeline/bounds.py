@@ -19,6 +19,9 @@ PADDING_LIMIT = 2
 """A window may be at most this many times the longest video's frames."""
 MEMORY_SHARE = 0.25
 """The share of the machine's memory one batch of a model's inputs may take."""
+PRELOAD_SHARE = 1 / 32
+"""The share of the machine's memory a training task may fill with its videos' features read
+whole (several tasks train at once: one per core or GPU)."""
 CALL_BYTES = 256 << 20
 """The inputs of one model call over a video's segments stay within this many bytes."""
 
@@ -61,6 +64,11 @@ def check_batch(setting: str, frames: int, frame_bytes: int, memory: int | None 
         raise ValueError(f"{setting}: one batch of inputs needs {needed / 2**30:.1f} GiB, more "
                          f"than {MEMORY_SHARE:.0%} of this machine's {memory / 2**30:.1f} GiB; "
                          "make it smaller")
+
+
+def fits_preload(nbytes: int, memory: int | None = None) -> bool:
+    """Whether ``nbytes`` of features may be held in memory for one training task."""
+    return nbytes <= PRELOAD_SHARE * (machine_memory() if memory is None else memory)
 
 
 def frame_bytes(shapes: dict[str, tuple[int, ...]]) -> int:

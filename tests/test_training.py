@@ -2,6 +2,7 @@
 
 import math
 import os
+import types
 
 import h5py
 import keras
@@ -10,12 +11,15 @@ import pandas as pd
 import pytest
 
 from models.registry import ModelSizes, build_model
-from pipeline import cache, sampling, scoring
-from pipeline.training.loader import SnippetLoader, as_dataset, reader_count, training_batches
+from pipeline import bounds, cache, sampling, scoring
+from pipeline.training.loader import (MemoryLoader, SnippetLoader, as_dataset, reader_count,
+                                      training_batches)
 from pipeline.training.loop import (Checkpoints, checksum_except_classifier, compile_model,
                                     evaluate_model, held_out_accuracy, segment_scores, train,
+                                    train_model,
                                     transfer_except_classifier, whole_video, write_history)
-from pipeline.training.source import FeatureSource, ModelInputs, feature_statistics
+from pipeline.training.source import (FeatureSource, ModelInputs, PreloadedSource,
+                                      feature_statistics)
 
 SIZES = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
 
@@ -316,6 +320,94 @@ def test_training_through_the_parallel_loader_equals_the_single_reader(shards, t
                                     loader=loader)
     for a, b in zip(single.get_weights(), parallel.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_preloaded_source_reads_as_the_shards_do(shards):
+    """Every usable frame of both streams (flow one frame shorter: the common part), any
+    indices, the stored dtype kept; its byte count is what the shards said before reading."""
+    paths, descriptions, videos = shards
+    inputs = ModelInputs.of("videolstm", "rgb", "motion")
+    with FeatureSource(paths, inputs) as source:
+        ids = sorted(source.videos_cached())
+        memory = PreloadedSource(source, ids)
+        assert memory.videos_cached() == set(ids) and memory.shapes() == source.shapes()
+        assert memory.dtypes() == {"features": np.float16, "motion": np.float16}
+        for video in ids:
+            assert memory.length(video) == source.length(video) == videos[video][0] - 1
+            indices = np.array([0, 3, 3, source.length(video) - 1])
+            for name, values in source.frames(video, indices).items():
+                np.testing.assert_array_equal(memory.frames(video, indices)[name], values)
+        frames = sum(videos[v][0] - 1 for v in ids)
+        assert source.nbytes(ids) == frames * (3 * 3 * 5 * 2) * 2
+        assert sum(a.nbytes for v in ids for a in source.whole(v).values()) == source.nbytes(ids)
+
+
+def test_memory_loader_gives_the_single_reader_batches(shards):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with FeatureSource(paths, ModelInputs.of("videolstm", "rgb", "motion")) as source:
+        cached = [v for v in ids if v in source.videos_cached()]
+        cached_labels = [videos[v][1] for v in cached]
+        loader = MemoryLoader(PreloadedSource(source, cached), 4, 14)
+        for epoch in (0, 1):
+            expected = list(training_batches(source, cached, cached_labels, 4, 14,
+                                             np.random.default_rng([0, epoch])))
+            got = list(loader.dataset(cached, cached_labels, [0, epoch]).as_numpy_iterator())
+            assert all(batch[0]["motion"].dtype == np.float32 for batch in got)
+            assert_same_batches(expected, got)
+            stored = list(loader.epoch(cached, cached_labels, np.random.default_rng([0, epoch])))
+            assert stored[0][0]["features"].dtype == np.float16
+            assert_same_batches(expected, stored)
+
+
+def test_training_from_memory_equals_the_parallel_loader(shards, tmp_path):
+    paths, descriptions, videos = shards
+    ids, labels = list(videos), [label for _, label in videos.values()]
+    with FeatureSource(paths, ModelInputs("rgb", "pool5", False)) as source:
+        with SnippetLoader(source, 3, 8, 2) as loader:
+            parallel, _ = train_for(source, ids, labels, 2, tmp_path / "parallel",
+                                    loader=loader)
+        memory = PreloadedSource(source, ids)
+        preloaded, _ = train_for(memory, ids, labels, 2, tmp_path / "memory",
+                                 loader=MemoryLoader(memory, 3, 8))
+    for a, b in zip(parallel.get_weights(), preloaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_train_model_preloads_within_the_bound_and_reads_shards_beyond_it(shards, tmp_path,
+                                                                         monkeypatch):
+    """The same weights and history whether the features fit in memory (held whole) or not
+    (read by the snippet loader's processes); over the bound nothing is read whole."""
+    paths, descriptions, videos = shards
+    manifest = pd.DataFrame({"video_id": list(videos) + ["v_broken"],
+                             "label": [f"c{label}" for _, label in videos.values()] + ["c0"],
+                             "label_index": [label for _, label in videos.values()] + [0],
+                             "split": ["train", "test"] * 3 + ["train"]})
+    section = types.SimpleNamespace(epochs=2, batch_size=2, snippet=8, learning_rate=0.01,
+                                    rho=0.9, readers=2)
+    runs = {}
+    for name, share in (("memory", bounds.PRELOAD_SHARE), ("shards", 0.0)):
+        monkeypatch.setattr(bounds, "PRELOAD_SHARE", share)
+        whole = FeatureSource.whole
+        read_whole = []
+        monkeypatch.setattr(FeatureSource, "whole",
+                            lambda self, video: read_whole.append(video) or whole(self, video))
+        with FeatureSource(paths, ModelInputs.of("videolstm", "rgb", "motion")) as source:
+            train_model(tmp_path / name, source, manifest, "videolstm", "motion", SIZES,
+                        section, 0, Checkpoints(tmp_path / name / "checkpoints"))
+        runs[name] = (keras.models.load_model(tmp_path / name / "model.keras"),
+                      pd.read_csv(tmp_path / name / "history.csv"), read_whole)
+    assert sorted(runs["memory"][2]) == sorted(videos) and runs["shards"][2] == []
+    for a, b in zip(runs["memory"][0].get_weights(), runs["shards"][0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(runs["memory"][1].drop(columns="seconds"),
+                                  runs["shards"][1].drop(columns="seconds"))
+
+
+def test_features_are_preloaded_only_within_a_share_of_memory():
+    memory = 24 << 30
+    assert bounds.fits_preload(int(bounds.PRELOAD_SHARE * memory), memory)
+    assert not bounds.fits_preload(int(bounds.PRELOAD_SHARE * memory) + 1, memory)
 
 
 def test_reader_count_is_validated():

@@ -1,7 +1,7 @@
 """Training batches from cached features (paper 5.2): one random snippet per video per epoch,
 planned before any read (epoch_plan) so that the batches depend on the seed alone, and read by
-one generator (training_batches) or by several processes (SnippetLoader) into a tf.data
-pipeline."""
+one generator (training_batches), from features held in memory (MemoryLoader) or by several
+processes (SnippetLoader) into a tf.data pipeline."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipeline import sampling
-from pipeline.training.source import FeatureSource
+from pipeline.training.source import FeatureSource, PreloadedSource
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,34 @@ def reader_count(readers: int) -> int:
         raise ValueError(f"train.readers must be an integer >= 0 (0: one per core), got "
                          f"{readers!r}")
     return int(readers) or len(os.sched_getaffinity(0))
+
+
+class MemoryLoader:
+    """Training batches sliced from a PreloadedSource, in the stored dtype (cast to float32 by
+    tf.data): the batches ``training_batches`` yields for the same ``rng``, with no reading.
+    Has SnippetLoader's ``dataset`` and ``epoch``, so training takes either."""
+
+    def __init__(self, source: PreloadedSource, batch_size: int, length: int):
+        self.source, self.batch_size, self.length = source, batch_size, length
+
+    def __enter__(self) -> "MemoryLoader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def dataset(self, videos: list[str], labels: list[int], seed) -> tf.data.Dataset:
+        """One epoch as a tf.data pipeline, the plan drawn with ``np.random.default_rng(seed)``
+        anew each time it is iterated."""
+        return as_dataset(lambda: self.epoch(videos, labels, np.random.default_rng(seed)),
+                          self.source.shapes(), self.length,
+                          math.ceil(len(videos) / self.batch_size), self.source.dtypes())
+
+    def epoch(self, videos: list[str], labels: list[int], rng: np.random.Generator
+              ) -> Iterator[tuple[dict, dict]]:
+        """``training_batches``, inputs in the stored dtype."""
+        for batch in epoch_plan(self.source, videos, labels, self.batch_size, self.length, rng):
+            yield self.source.snippets(batch.videos, batch.indices), batch.targets()
 
 
 class SnippetLoader:

@@ -25,8 +25,8 @@ import tensorflow as tf
 from models import registry  # also registers the custom layers load_model needs
 from pipeline import bounds, cache, sampling, scoring
 from pipeline.manifest import check_trainable
-from pipeline.training.loader import SnippetLoader
-from pipeline.training.source import FeatureSource, feature_statistics
+from pipeline.training.loader import MemoryLoader, SnippetLoader
+from pipeline.training.source import FeatureSource, PreloadedSource, feature_statistics
 
 
 def compile_model(model: keras.Model, learning_rate: float, rho: float) -> None:
@@ -197,6 +197,9 @@ def train_model(folder: Path, source: FeatureSource, manifest: pd.DataFrame, arc
                         max(source.length(v) for v in videos), "training video")
     bounds.check_batch("[train] batch_size x snippet", section.batch_size * section.snippet,
                        bounds.frame_bytes(shapes))
+    preloaded = bounds.fits_preload(source.nbytes(videos + test_videos))
+    if preloaded:  # every epoch and held-out score then slices memory instead of shards
+        source = PreloadedSource(source, videos + test_videos)
     keras.utils.set_random_seed(seed)
     model = registry.build_model(arch, int(manifest["label_index"].max()) + 1,
                                  shapes["features"], sizes, attention, shapes.get("motion"),
@@ -210,10 +213,12 @@ def train_model(folder: Path, source: FeatureSource, manifest: pd.DataFrame, arc
     compile_model(model, section.learning_rate, section.rho)
 
     def epoch_data(epoch):
-        # the batches training_batches gives for this seed, read by [train] readers
+        # the batches training_batches gives for this seed, from memory or [train] readers
         return loader.dataset(videos, labels, [seed, epoch])
 
-    with SnippetLoader(source, section.batch_size, section.snippet, section.readers) as loader:
+    loader = (MemoryLoader(source, section.batch_size, section.snippet) if preloaded else
+              SnippetLoader(source, section.batch_size, section.snippet, section.readers))
+    with loader:
         model, history = train(
             model, epoch_data, section.epochs, checkpoints, seed, folder / "logs", on_epoch,
             lambda trained: held_out_accuracy(trained, source, test_videos, test_labels,

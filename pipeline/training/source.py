@@ -99,6 +99,19 @@ class FeatureSource:
                     "recompute the features so that every shard has one dtype")
             out[name][...] = values
 
+    def whole(self, video_id: str) -> dict[str, np.ndarray]:
+        """Every usable frame (``length``) of each input, in the stored dtype."""
+        frames = np.arange(self.length(video_id))
+        return {name: self._read(stream, video_id, layer, frames)
+                for name, stream, layer in self._streams()}
+
+    def nbytes(self, videos: list[str]) -> int:
+        """Bytes the stored inputs of ``videos`` take, every usable frame (without reading)."""
+        shapes, dtypes = self.shapes(), self.dtypes()
+        frame = sum(int(np.prod(shapes[name], dtype=np.int64)) * dtypes[name].itemsize
+                    for name in shapes)
+        return frame * sum(self.length(video) for video in videos)
+
     def _read(self, stream: str, video_id: str, layer: str, indices: np.ndarray) -> np.ndarray:
         """Frames at ``indices`` in the stored dtype; a snippet (consecutive frames, the last
         one possibly repeated) is read as one slice of the shard."""
@@ -130,6 +143,49 @@ class FeatureSource:
             shard, video = self._first_dataset(stream)
             dtypes[name] = shard.read(video, layer, slice(0, 1)).dtype
         return dtypes
+
+
+class PreloadedSource:
+    """A FeatureSource's inputs of chosen videos, read whole into memory once in the stored
+    dtype, with the same reading methods: a training run then decompresses each frame once
+    instead of again in every epoch's snippets. Shards are not held open."""
+
+    def __init__(self, source: FeatureSource, videos: list[str]):
+        self.inputs = source.inputs
+        self._shapes, self._dtypes = source.shapes(), source.dtypes()
+        self._arrays = {video: source.whole(video) for video in videos}
+
+    def close(self) -> None:
+        self._arrays = {}
+
+    def __enter__(self) -> "PreloadedSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def videos_cached(self) -> set[str]:
+        return set(self._arrays)
+
+    def length(self, video_id: str) -> int:
+        return len(self._arrays[video_id]["features"])
+
+    def frames(self, video_id: str, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The model's inputs at the given frame indices, float32 (len(indices), ...)."""
+        return {name: values[np.asarray(indices)].astype(np.float32)
+                for name, values in self._arrays[video_id].items()}
+
+    def snippets(self, videos: tuple[str, ...], indices: np.ndarray) -> dict[str, np.ndarray]:
+        """A batch: each video's frames at its row of ``indices`` (n, length), stored dtype."""
+        return {name: np.stack([self._arrays[video][name][rows]
+                                for video, rows in zip(videos, indices)])
+                for name in self._shapes}
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._shapes)
+
+    def dtypes(self) -> dict[str, np.dtype]:
+        return dict(self._dtypes)
 
 
 def feature_statistics(source: FeatureSource, videos: list[str], frames_per_video: int = 10
