@@ -1,9 +1,11 @@
 """Training throughput (steps/s) of ConvALSTM and VideoLSTM beside keras.layers.ConvLSTM2D of
 the same size, on random pool5-shaped inputs, with the pipeline's compile settings.
 
-    .venv/bin/python bench/bench_training.py [--hidden 32] [--dense 64] [--batch 8] [--grid 5]
+    .venv/bin/python bench/bench_training.py [--hidden 32] [--attention 128] [--dense 64]
+        [--batch 8] [--grid 5]
 
-Defaults are the CPU profile of luigi.cfg; --hidden 512 --dense 1024 --grid 7 is paper scale.
+Defaults are the CPU profile of luigi.cfg; --hidden 512 --attention 512 --dense 1024 --grid 7
+is paper scale.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ def steps_per_second(arch: str, args) -> float:
     keras.utils.set_random_seed(0)
     shape = (args.grid, args.grid, 512)
     motion = arch == "videolstm"
-    model = build_model(arch, 8, shape, ModelSizes(hidden=args.hidden, dense=args.dense),
+    model = build_model(arch, 8, shape, ModelSizes(hidden=args.hidden, attention=args.attention,
+                                                        dense=args.dense),
                         motion_shape=shape if motion else None)
     compile_model(model, 0.001, 0.9)
     rng = np.random.default_rng(0)
@@ -46,6 +49,7 @@ def steps_per_second(arch: str, args) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hidden", type=int, default=32)
+    parser.add_argument("--attention", type=int, default=128)
     parser.add_argument("--dense", type=int, default=64)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--length", type=int, default=30)
@@ -54,7 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     rates = {arch: steps_per_second(arch, args) for arch in ("convlstm", "convalstm", "videolstm")}
     print(f"training steps/s, batch {args.batch} x {args.length} frames of "
-          f"{args.grid}x{args.grid}x512, hidden {args.hidden}, dense {args.dense}, "
+          f"{args.grid}x{args.grid}x512, hidden {args.hidden}, attention {args.attention}, "
+          f"dense {args.dense}, "
           f"{os.cpu_count()} cores")
     print(f"{'model':32s} {'steps/s':>8s} {'x ConvLSTM2D':>13s}")
     names = {"convlstm": "keras ConvLSTM2D", "convalstm": "ConvALSTM (Eq. 1-9)",

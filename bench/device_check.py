@@ -71,7 +71,8 @@ PAPER = Sizes(width=340, height=256, flow_batches=(32, 64, 128), agreement_pairs
               loader_videos=128, loader_repeat=8, model={})
 QUICK = Sizes(width=64, height=48, flow_batches=(2,), agreement_pairs=2, vgg_frames=8,
               grid=2, length=6, train_batch=4, train_steps=3, loader_videos=8,
-              loader_repeat=2, model={"hidden": "4", "dense": "8"}, image_size=32, vgg_batch=4)
+              loader_repeat=2, model={"hidden": "4", "attention": "8", "dense": "8"},
+              image_size=32, vgg_batch=4)
 
 
 def paper_profile() -> configparser.ConfigParser:

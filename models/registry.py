@@ -88,10 +88,10 @@ def build_model(arch: str, n_classes: int, feature_shape: tuple[int, ...], sizes
                                          return_sequences=True, name=RECURRENT_LAYER)(features)
     else:
         if arch == "alstm":
-            cell = AttentionLSTMCell(sizes.hidden, sizes.hidden, motion=motion,
+            cell = AttentionLSTMCell(sizes.hidden, sizes.attention, motion=motion,
                                      initial_state=sizes.initial_state, name="cell")
         else:
-            cell = ConvAttentionLSTMCell(sizes.hidden, sizes.hidden, sizes.kernel,
+            cell = ConvAttentionLSTMCell(sizes.hidden, sizes.attention, sizes.kernel,
                                          sizes.attention_kernel, motion=motion,
                                          initial_state=sizes.initial_state, name="cell")
         sequences = [features, normalized["motion"]] if motion else features

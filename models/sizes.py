@@ -38,7 +38,11 @@ class ModelSizes:
     paper's (Sec. 5.2), the choices' defaults are this project's (the authors' public code
     chose mean / tanh / fc7, configs/paper.cfg follows them).
 
-    hidden: LSTM hidden units / ConvLSTM channels, also the attention's hidden width (512).
+    hidden: LSTM hidden units / ConvLSTM channels (512).
+    attention: channels of the attention's hidden map, the output of W_xa and W_ha in Eq. 7
+        (512: "all these convolutional kernels have 512 channels"). Under RMSprop every weight
+        moves about one learning rate per update, so the score map's range, and how fast the
+        attention can sharpen, grows with this width (README, "Replication").
     kernel: side of the input-to-state and state-to-state convolutions (3).
     attention_kernel: side of the attention convolutions of Eq. 7 (1).
     dense: units of the fully connected layer before the softmax (1024).
@@ -53,6 +57,7 @@ class ModelSizes:
     """
 
     hidden: int = 512
+    attention: int = 512
     kernel: int = 3
     attention_kernel: int = 1
     dense: int = 1024
@@ -62,7 +67,7 @@ class ModelSizes:
     alstm_motion_input: str = "pool5"
 
     def __post_init__(self):
-        for name in ("hidden", "dense"):
+        for name in ("hidden", "attention", "dense"):
             positive_int(getattr(self, name), f"ModelSizes.{name}")
         for name in ("kernel", "attention_kernel"):
             odd_kernel(getattr(self, name), f"ModelSizes.{name}")

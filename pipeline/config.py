@@ -226,8 +226,8 @@ class convnet(luigi.Config):
 
 
 class model(luigi.Config):
-    """Recurrent model sizes (paper: 512 hidden channels, 3x3 kernels, 1x1 attention, 1024
-    dense, dropout 0.7); the embedded default is a CPU-sized profile.
+    """Recurrent model sizes (paper: 512 hidden and attention channels, 3x3 kernels, 1x1
+    attention, 1024 dense, dropout 0.7); the embedded default is a CPU-sized profile.
 
     Where the paper is silent (models/sizes.py ModelSizes says more):
     initial_state: "zero" (default) or "mean", the attending models' initial states from the
@@ -239,6 +239,7 @@ class model(luigi.Config):
     """
 
     hidden = luigi.IntParameter(default=512)
+    attention = luigi.IntParameter(default=512)
     kernel = luigi.IntParameter(default=3)
     attention_kernel = luigi.IntParameter(default=1)
     dense = luigi.IntParameter(default=1024)
@@ -250,7 +251,7 @@ class model(luigi.Config):
     def sizes(self):
         from models.sizes import ModelSizes
         try:
-            return ModelSizes(hidden=self.hidden, kernel=self.kernel,
+            return ModelSizes(hidden=self.hidden, attention=self.attention, kernel=self.kernel,
                               attention_kernel=self.attention_kernel, dense=self.dense,
                               dropout=self.dropout, initial_state=self.initial_state,
                               dense_activation=self.dense_activation,

@@ -136,8 +136,8 @@ def test_streaming_equals_the_whole_sequence_run(shards, initial_state):  # noqa
     """Under both initial states: with "mean" the stream starts from the whole video's mean
     states, as the whole-sequence run does (from frame 0's alone it would differ)."""
     paths, descriptions, _ = shards
-    sizes = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5,
-                       initial_state=initial_state)
+    sizes = ModelSizes(hidden=4, attention=6, kernel=3, attention_kernel=1, dense=8,
+                       dropout=0.5, initial_state=initial_state)
     model = build_model("videolstm", 2, (3, 3, 5), sizes, "motion", (3, 3, 5))
     inputs = ModelInputs("rgb", "pool5", True)
     with FeatureSource(paths, inputs) as source:

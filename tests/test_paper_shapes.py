@@ -47,7 +47,7 @@ def test_the_budgets_change_no_shape():
     shapes = paper_shapes_config()
     for section, key in (("video", "frame_size"), ("flow", "nscales"), ("flow", "warps"),
                          ("convnet", "image_size"), ("convnet", "dtype"), ("model", "hidden"),
-                         ("model", "dense"), ("model", "initial_state"),
+                         ("model", "attention"), ("model", "dense"), ("model", "initial_state"),
                          ("model", "dense_activation"), ("model", "alstm_motion_input"),
                          ("train", "snippet"), ("evaluate", "length")):
         assert shapes[section][key] == paper[section][key], (section, key)

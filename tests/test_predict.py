@@ -23,7 +23,8 @@ from pipeline.video import read_frames, write_video
 
 SIZE, N_CLASSES, N_FRAMES = 64, 3, 6
 NAMES = ["Jump", "Run", "Wave"]
-SIZES = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
+SIZES = ModelSizes(hidden=4, attention=6, kernel=3, attention_kernel=1, dense=8,
+                   dropout=0.5)
 FLOW = TVL1Params(nscales=2, warps=2, outer_iterations=3, inner_iterations=10)
 SETTINGS = dict(flow_params=FLOW, theta=200.0, sigma=2.0, frac=0.6)
 # Not OpenCV's defaults (5 scales, 5 warps, bound 20): what a model folder records.

@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from models.registry import ARCHITECTURES, ATTENDING, FrameStepper, ModelSizes, build_model
 
-SIZES = ModelSizes(hidden=3, kernel=3, attention_kernel=1, dense=6, dropout=0.5)
+SIZES = ModelSizes(hidden=3, attention=5, kernel=3, attention_kernel=1, dense=6,
+                   dropout=0.5)
 N_CLASSES, B, T, N, D, DM, FC7 = 4, 2, 5, 4, 3, 2, 8
 # (arch, attention): every architecture, plus motion attention on ALSTM and ConvALSTM (Table 2).
 VARIANTS = [(arch, "appearance") for arch in ARCHITECTURES] + [
@@ -239,17 +240,17 @@ def test_inconsistent_settings_are_refused(kwargs, message):
 
 
 def test_model_sizes_default_to_the_paper():
-    assert ModelSizes() == ModelSizes(hidden=512, kernel=3, attention_kernel=1, dense=1024,
-                                      dropout=0.7)
+    assert ModelSizes() == ModelSizes(hidden=512, attention=512, kernel=3, attention_kernel=1,
+                                      dense=1024, dropout=0.7)
     # where the paper is silent the defaults are this project's, not the authors'
     assert (ModelSizes().initial_state, ModelSizes().dense_activation,
             ModelSizes().alstm_motion_input) == ("zero", "relu", "pool5")
 
 
 @pytest.mark.parametrize("setting, value", [
-    ("hidden", 0), ("hidden", 2.5), ("kernel", 2), ("kernel", -3), ("attention_kernel", 0),
-    ("dense", True), ("dropout", 1.0), ("dropout", -0.1), ("initial_state", "learned"),
-    ("dense_activation", "sigmoid"), ("alstm_motion_input", "fc6")])
+    ("hidden", 0), ("hidden", 2.5), ("attention", 0), ("kernel", 2), ("kernel", -3),
+    ("attention_kernel", 0), ("dense", True), ("dropout", 1.0), ("dropout", -0.1),
+    ("initial_state", "learned"), ("dense_activation", "sigmoid"), ("alstm_motion_input", "fc6")])
 def test_model_sizes_out_of_range_name_the_setting(setting, value):
     with pytest.raises(ValueError, match=f"ModelSizes.{setting} "):
         ModelSizes(**{setting: value})
@@ -449,12 +450,24 @@ def test_every_weight_of_the_mean_initialised_videolstm_learns():
     assert_every_weight_learns(model, seed=27)
 
 
+@pytest.mark.parametrize("arch", ["alstm", "convalstm", "videolstm"])
+def test_the_attention_has_its_own_width(arch):
+    """W_xa, W_ha and b_a have ``attention`` output channels and W_z reads them (Eq. 7), apart
+    from the LSTM's ``hidden`` width."""
+    cell = build(arch, "motion").get_layer("recurrent").cell
+    assert cell.attention_input_kernel.shape[-1] == SIZES.attention != SIZES.hidden
+    assert cell.attention_state_kernel.shape[-2:] == (SIZES.hidden, SIZES.attention)
+    assert cell.attention_bias.shape == (SIZES.attention,)
+    assert cell.attention_score_kernel.shape[-2:] == (SIZES.attention, 1)
+    assert cell.recurrent_kernel.shape[-2:] == (SIZES.hidden, 4 * SIZES.hidden)
+
+
 def test_the_model_config_section_passes_the_settings_through():
     from pipeline import config
-    sizes = config.model(initial_state="mean", dense_activation="tanh",
+    sizes = config.model(attention=96, initial_state="mean", dense_activation="tanh",
                          alstm_motion_input="fc7").sizes()
-    assert (sizes.initial_state, sizes.dense_activation, sizes.alstm_motion_input) == (
-        "mean", "tanh", "fc7")
+    assert (sizes.attention, sizes.initial_state, sizes.dense_activation,
+            sizes.alstm_motion_input) == (96, "mean", "tanh", "fc7")
     with pytest.raises(config.ConfigError, match=r"\[model\] ModelSizes.initial_state .*'mu'"):
         config.model(initial_state="mu").sizes()
 

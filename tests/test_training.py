@@ -21,7 +21,8 @@ from pipeline.training.loop import (Checkpoints, checksum_except_classifier, com
 from pipeline.training.source import (FeatureSource, ModelInputs, PreloadedSource,
                                       feature_statistics)
 
-SIZES = ModelSizes(hidden=4, kernel=3, attention_kernel=1, dense=8, dropout=0.5)
+SIZES = ModelSizes(hidden=4, attention=6, kernel=3, attention_kernel=1, dense=8,
+                   dropout=0.5)
 
 
 def write_features(path, stream, videos, n=3, d=5, seed=0):
