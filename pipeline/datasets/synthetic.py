@@ -69,7 +69,7 @@ analyses the reference run):
   C1's RGB comparisons are between models that cannot use their architecture's advantage here.
 - Flow shows the motion but not the look (one shape, textures move coherently), so a flow
   model's ceiling is about the motion classes; fusion (C3) helps where RGB misses the motion.
-- With 256 training videos and 13 epochs of 32 updates, models whose held-out curve still
+- With 256 training videos and [train] epochs of 32 updates, models whose held-out curve still
   rises at the last epoch (training plot) are under-trained: a difference between them is a
   statement about this budget, not about the architecture.
 - The actor spans at least 2 x 2 attention cells, so a tube that follows the attention scores
