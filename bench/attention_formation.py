@@ -87,6 +87,15 @@ def validate(model, source, manifest, videos: list[str], segments: int, length: 
             f"recall@{RECALL_IOU}": float(np.mean(recalled))}
 
 
+def epoch_row(seed: int, fit: list[str], epoch: int, losses: list[float], scores: dict) -> dict:
+    """A row of a screen's table, printed as it comes: the run, the epoch's mean training loss
+    and the held-back ``scores``."""
+    row = {"seed": seed, "fit videos": len(fit), "epoch": epoch, "loss": float(np.mean(losses)),
+           **scores}
+    print(row, flush=True)
+    return row
+
+
 def run_seed(seed: int, args) -> list[dict]:
     """One training run: a row per validated epoch."""
     import keras
@@ -121,12 +130,8 @@ def run_seed(seed: int, args) -> list[dict]:
                       training_batches(source, fit, [labels[v] for v in fit],
                                        section.batch_size, section.snippet, rng)]
             if (epoch + 1) % args.every == 0 or epoch + 1 == section.epochs:
-                row = {"seed": seed, "fit videos": len(fit), "epoch": epoch + 1,
-                       "loss": float(np.mean(losses))}
-                row.update(validate(model, source, manifest, held, evaluate.segments,
-                                    evaluate.length))
-                rows.append(row)
-                print(row, flush=True)
+                rows.append(epoch_row(seed, fit, epoch + 1, losses, validate(
+                    model, source, manifest, held, evaluate.segments, evaluate.length)))
     return rows
 
 

@@ -27,7 +27,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from attention_formation import actor_cells, split_training_videos  # noqa: E402
+from attention_formation import (actor_cells, epoch_row,  # noqa: E402
+                                 split_training_videos)
 
 LOOKS = 4
 """Looks per motion on the synthetic dataset: class k has look k % 4 and motion k // 4."""
@@ -116,12 +117,8 @@ def main() -> int:
                 losses.append(float(model.train_on_batch({"features": x}, {"scores": y},
                                                          return_dict=True)["loss"]))
             if (epoch + 1) % args.every == 0 or epoch + 1 == section.epochs:
-                row = {"seed": seed, "fit videos": len(fit), "epoch": epoch + 1,
-                       "loss": float(np.mean(losses))}
-                row.update(held_back_scores(model, inputs, labels, held, evaluate.segments,
-                                            evaluate.length))
-                table.append(row)
-                print(row, flush=True)
+                table.append(epoch_row(seed, fit, epoch + 1, losses, held_back_scores(
+                    model, inputs, labels, held, evaluate.segments, evaluate.length)))
     print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
