@@ -386,10 +386,9 @@ def test_train_model_preloads_within_the_bound_and_reads_shards_beyond_it(shards
                              "split": ["train", "test"] * 3 + ["train"]})
     section = types.SimpleNamespace(epochs=2, batch_size=2, snippet=8, learning_rate=0.01,
                                     rho=0.9, readers=2)
-    runs = {}
+    runs, whole = {}, FeatureSource.whole
     for name, share in (("memory", bounds.PRELOAD_SHARE), ("shards", 0.0)):
         monkeypatch.setattr(bounds, "PRELOAD_SHARE", share)
-        whole = FeatureSource.whole
         read_whole = []
         monkeypatch.setattr(FeatureSource, "whole",
                             lambda self, video: read_whole.append(video) or whole(self, video))
