@@ -57,7 +57,8 @@ class run(luigi.Config):
     the seed, how many times every recurrent model is trained (``replicates``, each with its
     own training seed, on the same cached features) so that a result is not one seed's, and
     the GPUs the device tasks lease (pipeline/devices.py): devices = auto (every GPU this
-    machine shows), none (CPU only) or a list of GPU indices such as 0,1,3."""
+    machine shows), none (CPU only) or a list of GPU indices such as 0,1,3; and TensorFlow's
+    threads in a device task on the CPU (0: TensorFlow's default, one per core)."""
 
     dataset = luigi.ChoiceParameter(choices=DATASETS, default="synthetic")
     profile = luigi.Parameter(default="cpu")
@@ -66,12 +67,14 @@ class run(luigi.Config):
     seed = luigi.IntParameter(default=0)
     replicates = luigi.IntParameter(default=1)
     devices = luigi.Parameter(default="auto")
+    threads = luigi.IntParameter(default=0)
 
     def validate(self) -> "run":
         require(self.shards > 0, "[run] shards", f"must be > 0, got {self.shards}")
         require(self.seed >= 0, "[run] seed", f"must be >= 0, got {self.seed}")
         require(0 < self.replicates <= MAX_REPLICATES, "[run] replicates",
                 f"must be in [1, {MAX_REPLICATES}], got {self.replicates}")
+        require(self.threads >= 0, "[run] threads", f"must be >= 0, got {self.threads}")
         self.gpus()
         return self
 

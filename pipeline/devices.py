@@ -159,11 +159,21 @@ def environment(device: str) -> dict[str, str]:
             "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
 
 
+def limit_threads(threads: int) -> None:
+    """TensorFlow's intra-op and inter-op threads in this process, set before it starts; 0
+    leaves its default (one per core)."""
+    if threads:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 class TaskLease:
     """Luigi's [worker] task_process_context: around each task's run, in the task's process, a
     task whose ``uses_device()`` holds takes a lease (its ``device`` attribute names it) and
-    sees only that GPU; other tasks run as they are. GPUs are leased only in a task process of
-    its own: in the scheduling process TensorFlow would keep the first GPU it saw."""
+    sees only that GPU, or on the CPU runs [run] threads TensorFlow threads; other tasks run as
+    they are. GPUs are leased only in a task process of its own: in the scheduling process
+    TensorFlow would keep the first GPU it saw."""
 
     def __init__(self, process):
         self.process = process
@@ -186,6 +196,8 @@ class TaskLease:
         task.device = self.lease.enter_context(leased(gpu_ids, lock_folder(), waiting))
         if self.process.use_multiprocessing:  # in the scheduling process it would come too late
             os.environ.update(environment(task.device))
+            if task.device == CPU:
+                limit_threads(config.run().threads)
         return self
 
     def __exit__(self, *exc) -> bool:

@@ -121,7 +121,40 @@ class Hold(tasks.DeviceTask):
             f"{os.getpid()} {self.device} {os.environ['CUDA_VISIBLE_DEVICES']}")
         time.sleep(self.seconds)
         Path(self.output().path).write_text(self.device)
+
+
+class Threads(tasks.DeviceTask):
+    """Writes the threads its TensorFlow was given."""
+
+    def output(self):
+        return luigi.LocalTarget("threads.txt")
+
+    def run(self):
+        import tensorflow as tf
+        Path(self.output().path).write_text(
+            f"{tf.config.threading.get_intra_op_parallelism_threads()} "
+            f"{tf.config.threading.get_inter_op_parallelism_threads()}")
 '''
+
+
+def test_a_task_on_the_cpu_runs_the_configured_threads(tmp_path):
+    (tmp_path / "hold.py").write_text(HOLD)
+    (tmp_path / "cpu.cfg").write_text("[run]\ndevices = none\nthreads = 3\n")
+    env = dict(os.environ, LUIGI_CONFIG_PATH=str(tmp_path / "cpu.cfg"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    done = subprocess.run([sys.executable, "-m", "luigi", "--module", "hold", "Threads",
+                           "--local-scheduler", "--workers", "2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "threads.txt").read_text() == "3 3"
+
+
+def test_threads_are_zero_or_more(use_config):  # noqa: F811
+    from pipeline import config
+    path = use_config("[run]\nthreads = -1\n")
+    with pytest.raises(ConfigError, match=rf"^\[run\] threads must be >= 0, got -1 "
+                                          rf"\(set in {path}\)$"):
+        config.preflight()
 
 
 def hold_command(folder: Path, name: str, seconds: float) -> subprocess.Popen:
@@ -172,3 +205,4 @@ def test_a_sigkilled_device_task_frees_its_gpu_for_a_waiting_task(tmp_path):
     assert [(r["stage"], r["device"], r["host"]) for r in records] == [
         ("Hold", "gpu:0", os.uname().nodename)]
     assert records[0]["end"] - records[0]["start"] == pytest.approx(records[0]["seconds"], abs=0.01)
+
