@@ -205,4 +205,3 @@ def test_a_sigkilled_device_task_frees_its_gpu_for_a_waiting_task(tmp_path):
     assert [(r["stage"], r["device"], r["host"]) for r in records] == [
         ("Hold", "gpu:0", os.uname().nodename)]
     assert records[0]["end"] - records[0]["start"] == pytest.approx(records[0]["seconds"], abs=0.01)
-
