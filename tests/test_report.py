@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline import cache
 from pipeline.report import report
@@ -63,6 +64,26 @@ def test_fig4_intervals_over_replicates_are_those_of_the_replicate_mean():
     out = report.with_intervals(recall, [{"VideoLSTM": first}, {"VideoLSTM": second}], "recall")
     np.testing.assert_allclose(out[["VideoLSTM, smoothed low", "VideoLSTM, smoothed high"]]
                                .to_numpy()[0], [0.301, 0.954], atol=1e-3)
+
+
+def test_fig4_replicate_mean_keeps_the_thresholds_exact():
+    """Three replicates at thresholds 0.05-0.75: summing the iou column made 0.2 into
+    0.20000000000000004, and a reader looking up 0.2 found nothing."""
+    from pipeline.localization_eval import RECALL_THRESHOLDS
+    thresholds = list(RECALL_THRESHOLDS)
+    tables = [pd.DataFrame({"iou": thresholds, "VideoLSTM, smoothed": [value] * len(thresholds)})
+              for value in (1.0, 0.5, 0.0)]
+    mean = report.replicate_mean(tables, ["r0", "r1", "r2"])
+    assert list(mean.columns) == ["iou", "VideoLSTM, smoothed"]
+    assert mean.set_index("iou").loc[0.2, "VideoLSTM, smoothed"] == 0.5
+    assert list(mean["iou"]) == thresholds
+
+
+def test_fig4_replicate_mean_refuses_replicates_with_other_thresholds():
+    first = pd.DataFrame({"iou": [0.1, 0.2], "ALSTM, smoothed": [1.0, 0.5]})
+    second = first.assign(iou=[0.1, 0.3])
+    with pytest.raises(ValueError, match=r"r1\.csv: IoU thresholds \[0\.1, 0\.3\]"):
+        report.replicate_mean([first, second], ["r0.csv", "r1.csv"])
 
 
 def test_tables_list_every_replicate():

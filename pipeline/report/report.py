@@ -102,6 +102,19 @@ class Accuracy(NamedTuple):
     replicates: tuple[float, ...] = ()
 
 
+def replicate_mean(tables: list[pd.DataFrame], names: list[str]) -> pd.DataFrame:
+    """The mean over replicates of Fig. 4 tables (column iou, then value columns), value by
+    value; the iou column stays the thresholds themselves (averaged, 0.2 became
+    0.20000000000000004). ValueError names the replicate whose thresholds differ."""
+    thresholds = tables[0]["iou"]
+    for table, name in zip(tables[1:], names[1:]):
+        if not table["iou"].equals(thresholds):
+            raise ValueError(f"{name}: IoU thresholds {list(table['iou'])} differ from "
+                             f"{names[0]}'s {list(thresholds)}")
+    values = sum(table.drop(columns="iou") for table in tables) / len(tables)
+    return pd.concat([thresholds, values], axis=1)
+
+
 def with_intervals(frame: pd.DataFrame, tubes: list[dict[str, pd.DataFrame]], name: str
                    ) -> pd.DataFrame:
     """A Fig. 4 table (column iou, then "<method>, <variant>" columns) with each value's 95%
