@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import configparser
-import json
 import os
 import subprocess
 import sys
@@ -27,6 +26,8 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from pipeline.report import report  # noqa: E402
 
 
 def scratch_config(folder: Path, threads: int, epochs: int) -> Path:
@@ -66,8 +67,8 @@ def measure(threads: int, args) -> dict:
                         str(args.workers)], cwd=REPO, check=True,
                        env=dict(os.environ, LUIGI_CONFIG_PATH=str(config),
                                 TF_CPP_MIN_LOG_LEVEL="2"))
-        rows = [json.loads(line) for line in open(folder / "work" / "timings.jsonl")]
-        trainings = [row for row in rows if row["stage"] == "TrainModel"]
+        trainings = [row for row in report.last_timings(folder / "work" / "timings.jsonl")
+                     if row["stage"] == "TrainModel"]
         epochs = np.concatenate([pd.read_csv(path)["seconds"].to_numpy()[1:] for path in
                                  (folder / "work").glob("*/models/*/history.csv")])
     span = max(r["end"] for r in trainings) - min(r["start"] for r in trainings)

@@ -167,10 +167,11 @@ def localized(dataset: str, replicates: list[Localized], folder: Path):
     truth = localization_eval.ground_truth(manifest)
     tubes = [{name: evidence.tube_evidence(str(path), truth) for name, path in inputs.tubes.items()}
              for inputs in replicates]
-    frames = {name: report.replicate_mean(
-        [pd.read_csv(inputs.evaluation / f"{name}.csv") for inputs in replicates],
-        [str(inputs.evaluation / f"{name}.csv") for inputs in replicates])
-        for name in ("recall", "map")}
+    frames = {}
+    for name in ("recall", "map"):
+        paths = [inputs.evaluation / f"{name}.csv" for inputs in replicates]
+        frames[name] = report.replicate_mean([pd.read_csv(path) for path in paths],
+                                             [str(path) for path in paths])
     shown = {}
     for name, plot in (("recall", figures.recall_vs_iou), ("map", figures.map_vs_iou)):
         table = frames[name]
