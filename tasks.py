@@ -605,6 +605,15 @@ class ReproducePaper(DeviceTask):
         folder = config.paths().folder("reports") / config.run().profile
         return luigi.LocalTarget(str(folder / "report.md"))
 
+    def inputs_identity(self) -> str:
+        return assembly.inputs_identity(target.path for target in luigi.task.flatten(self.input()))
+
+    def complete(self):
+        """The report exists and was made from this graph's outputs: the folder is named by the
+        profile alone, so a report of other settings there is made again, never taken as done."""
+        path = Path(self.output().path)
+        return path.exists() and assembly.stamp(path.read_text()) == self.inputs_identity()
+
     def outputs(self, dataset: str) -> assembly.DatasetOutputs:
         """Where the report's inputs of one dataset are."""
         def path(task):
@@ -641,7 +650,7 @@ class ReproducePaper(DeviceTask):
                                      [self.outputs(d) for d in self.datasets], timings_log(),
                                      self.streaming_difference())
         with written(self.output()) as tmp:
-            Path(tmp).write_text(text)
+            Path(tmp).write_text(assembly.stamped(text, self.inputs_identity()))
 
 
 config.check_task_sections()

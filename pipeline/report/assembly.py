@@ -4,7 +4,10 @@ videos, then report.md. Paths in, files out: the task only says where its inputs
 
 from __future__ import annotations
 
+import hashlib
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,8 @@ CELLS = {**{("table1", stream, arch): (arch, stream, "appearance")
          **{("table3", stream, "videolstm"): ("videolstm", stream, "motion")
             for stream in ("rgb", "flow")}}
 """Every evaluated cell of Tables 1-3, (table, row, column) -> (arch, stream, attention)."""
+STAMP = re.compile(r"^<!-- made from inputs ([0-9a-f]{16}) -->$", re.MULTILINE)
+"""The last line of a report.md: the identity of the outputs it was made from."""
 
 
 @dataclass(frozen=True)
@@ -243,3 +248,22 @@ def skipped_videos(dataset: str, manifests: tuple[Path, ...],
         skipped.update({f"{dataset}/{video} ({stage})": reason for video, reason in
                         {**summary["short"], **summary["skipped"]}.items()})
     return skipped
+
+
+def inputs_identity(paths: Iterable[str | Path]) -> str:
+    """What a report is made from: a hash of its inputs' folder and file names, which carry the
+    hashes of every setting and video upstream, so wherever the roots lie one graph has one
+    identity and other settings (a flow setting, a seed, a replicate count) another."""
+    names = sorted(f"{Path(path).parent.name}/{Path(path).name}" for path in paths)
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+
+def stamped(text: str, identity: str) -> str:
+    """report.md's text with its inputs' identity as a last, unrendered line."""
+    return f"{text.rstrip()}\n\n<!-- made from inputs {identity} -->\n"
+
+
+def stamp(text: str) -> str | None:
+    """The inputs' identity a report.md's text was stamped with; None for an unstamped one."""
+    found = STAMP.findall(text)
+    return found[-1] if found else None
