@@ -2,8 +2,8 @@
 
 Two `--local-scheduler` commands on one cache would otherwise compute the same shard side by
 side, and the second to finish would fail to rename its complete copy into place and leave it
-behind. With the lock, the second writer waits for the first, then finds the output complete
-and does nothing. (Workers of one luigid never run the same task twice; the lock is for the
+behind. With the lock, the second writer waits for the first (or finds it gone), then finds
+the output complete and does nothing. (Workers of one luigid never run the same task twice; the lock is for the
 commands it does not see. flock is per host on some network filesystems: NFSv4 honours it.)
 """
 
@@ -65,12 +65,14 @@ def _still_names(path: Path, fd: int) -> bool:
 
 def single_writer(run: Callable[[luigi.Task], None]) -> Callable[[luigi.Task], None]:
     """Decorate a task's ``run``: hold its (first) output's lock while it runs, and do nothing
-    when another command completed the output while this one waited for the lock."""
+    when another command completed the output since the scheduler found it incomplete: while
+    this one waited for the lock, or before it took the lock at all (the other command held it
+    and released it in between, so this one never waited)."""
     @functools.wraps(run)
     def locked(task: luigi.Task) -> None:
         output = luigi.task.flatten(task.output())[0].path
-        with output_lock(output) as waited:
-            if waited and task.complete():
+        with output_lock(output):
+            if task.complete():
                 logger.warning("%s: completed by another command meanwhile; nothing to do",
                                output)
                 return

@@ -48,6 +48,22 @@ def test_a_second_writer_waits_then_finds_the_output_complete(tmp_path, caplog):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shard.h5"]  # no lock file, no copy
 
 
+def test_a_writer_that_never_waited_still_finds_the_output_another_command_completed(
+        tmp_path, caplog):
+    # The race CI hit on the manifest: a second command's scheduler found the output missing,
+    # the first command wrote it and released the lock, then the second took the lock without
+    # waiting. It must not write again (its rename would fail: the destination exists).
+    RUNS.clear()
+    task = WritesSlowly(path=str(tmp_path / "manifest.parquet"))
+    assert not task.complete()  # what the second command's scheduler saw
+    task.run()  # the first command, start to finish
+    with caplog.at_level(logging.WARNING, logger="luigi-interface"):
+        task.run()  # the second command's worker, after the first released the lock
+    assert RUNS == [task.path]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{task.path}: completed by another command meanwhile; nothing to do"]
+
+
 def test_an_uncontended_writer_runs_and_leaves_no_lock_file(tmp_path):
     RUNS.clear()
     task = WritesSlowly(path=str(tmp_path / "a" / "model"))
