@@ -3,8 +3,9 @@
 Two `--local-scheduler` commands on one cache would otherwise compute the same shard side by
 side, and the second to finish would fail to rename its complete copy into place and leave it
 behind. With the lock, the second writer waits for the first (or finds it gone), then finds
-the output complete and does nothing. (Workers of one luigid never run the same task twice; the lock is for the
-commands it does not see. flock is per host on some network filesystems: NFSv4 honours it.)
+the output complete and does nothing. (Workers of one luigid never run the same task twice; the
+lock is for the commands it does not see. flock is per host on some network filesystems: NFSv4
+honours it.)
 """
 
 from __future__ import annotations
