@@ -30,7 +30,8 @@ if EMBEDDED_CONFIG.is_file():
     luigi.configuration.LuigiConfigParser._config_paths.insert(0, str(EMBEDDED_CONFIG))
     luigi.configuration.LuigiConfigParser.reload()
 
-from pipeline import cache, config, devices, locking, sharding, termination  # noqa: E402
+from pipeline import (cache, config, devices, locking, scoring, sharding,  # noqa: E402
+                      termination)
 from pipeline.datasets import SPLITS  # noqa: E402
 from pipeline.identity import descriptions  # noqa: E402
 from pipeline.localization_eval import (BASELINE, IOU_THRESHOLDS, LOCALIZED,  # noqa: E402
@@ -53,6 +54,7 @@ def _one_line_errors(kind, error, trace):
 sys.excepthook = _one_line_errors
 termination.install()
 config.preflight()
+devices.import_tensorflow_before_tasks()
 
 
 class Choice(luigi.ChoiceParameter):
@@ -378,7 +380,8 @@ class TrainModel(ModelTask, DeviceTask):
                 section, config.run().training_seed(self.replicate), checkpoints,
                 None if self.pretraining() is None else self.input()[-1].path,
                 lambda epoch, row: self.report_progress(100.0 * (epoch + 1) / section.epochs,
-                                                        f"epoch {epoch + 1}: {row}"))
+                                                        f"epoch {epoch + 1}: {row}"),
+                curves=self.replicate == scoring.CURVES_REPLICATE)
             model_files.seal(Path(tmp), record.as_json(), {
                 "description": descriptions.model_description(*self.model()), **trained})
         checkpoints.remove()
@@ -396,7 +399,6 @@ class Evaluate(ModelTask, DeviceTask):
 
     @locking.single_writer
     def run(self):
-        from pipeline import scoring
         from pipeline.training import loop
         section = config.evaluate().validate()
         with self.source() as source:
@@ -431,7 +433,7 @@ class Fuse(DatasetTask):
 
     @locking.single_writer
     def run(self):
-        from pipeline import fusion, scoring
+        from pipeline import fusion
         section = config.fusion()
         fused, results = fusion.fuse_evaluations(
             *(Path(self.input()[stream].path) / "scores.csv" for stream in ("rgb", "flow")),
@@ -628,7 +630,7 @@ class ReproducePaper(DeviceTask):
             manifests=tuple(descriptions.manifest_path(dataset, s) for s in SPLITS[dataset]),
             evaluations={cell: path(task) for cell, task in evaluations.items()},
             models={task.model_name(): path(task.requires()) for task in evaluations.values()
-                    if task.replicate == 0},
+                    if task.replicate == scoring.CURVES_REPLICATE},
             fused={(task.replicate, task.split): path(task)
                    for task in needs.get(("fuse", dataset), [])},
             localized=[assembly.Localized(

@@ -205,3 +205,16 @@ def test_a_sigkilled_device_task_frees_its_gpu_for_a_waiting_task(tmp_path):
     assert [(r["stage"], r["device"], r["host"]) for r in records] == [
         ("Hold", "gpu:0", os.uname().nodename)]
     assert records[0]["end"] - records[0]["start"] == pytest.approx(records[0]["seconds"], abs=0.01)
+
+
+@pytest.mark.parametrize("shown, imported", [("", True), ("0", False)])
+def test_tensorflow_is_imported_before_the_tasks_only_on_a_machine_without_gpus(shown,
+                                                                                imported):
+    """Without GPUs task processes fork with TensorFlow imported (the threads test above runs
+    them); with one, TensorFlow must start in a task after its lease."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=shown)
+    done = subprocess.run([sys.executable, "-c",
+                           "import sys, tasks; print('tensorflow' in sys.modules)"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == str(imported)

@@ -174,3 +174,30 @@ def test_training_is_timed_at_the_configured_step_when_it_fits_the_budget():
     assert step_shape(8, 16, STEP_BUDGET * small / 128 * 1.01) == (2, 6)
     assert step_shape(128, 30, 0.03) == (2, 6)  # paper sizes on a CPU: 9.6 s projected
     assert step_shape(1, 16, 0.001) == (2, 6)  # one snippet: no per-frame cost to tell apart
+
+
+def test_only_the_curves_replicate_pays_for_the_per_epoch_held_out_scoring():
+    import dataclasses
+    import pandas as pd
+    from pipeline.plan import counts
+    from pipeline.plan.graph import Node
+    from pipeline.plan.settings import Settings
+    from pipeline.scoring import CURVES_REPLICATE
+    table = pd.DataFrame({"split_number": 1, "video_id": [f"v{i}" for i in range(5)],
+                          "role": ["train"] * 3 + ["test"] * 2, "n_frames": 20,
+                          "tubes": False})
+    settings = Settings(shards=1, replicates=2, gpus=0, frame_size=(32, 24),
+                        flow_backend="opencv", flow_processes=1, image_size=64,
+                        feature_dtype="float16", finetune_epochs=0, finetune_frames=1,
+                        convnet_batch=4, epochs=3, batch_size=2, snippet=4, segments=2,
+                        length=8, hidden=8, dense=8, synthetic_size=(32, 24))
+    params = dict(dataset="synthetic", split=1, stream="rgb", arch="videolstm",
+                  attention="motion", replicate=CURVES_REPLICATE)
+    node = Node("t", "TrainModel", params, (), True)
+    drawn = counts.count(node, {"synthetic": table}, settings).work
+    other = counts.count(dataclasses.replace(node, params={**params, "replicate": 1}),
+                         {"synthetic": table}, settings).work
+    assert drawn["forward_videolstm-motion"] == 3 * 2 * 4
+    assert drawn["forward_call_videolstm-motion"] == 3
+    assert other == {key: units for key, units in drawn.items() if not key.startswith("forward")}
+    assert other["train_videolstm-motion"] == 3 * 3 * 4

@@ -416,3 +416,28 @@ def test_reader_count_is_validated():
     for bad in (-1, 1.5, True, "2"):
         with pytest.raises(ValueError, match="train.readers"):
             reader_count(bad)
+
+
+def test_without_curves_training_gives_the_same_weights_and_no_held_out_column(shards,
+                                                                              tmp_path):
+    paths, descriptions, videos = shards
+    manifest = pd.DataFrame({"video_id": list(videos),
+                             "label": [f"c{label}" for _, label in videos.values()],
+                             "label_index": [label for _, label in videos.values()],
+                             "split": ["train", "test"] * 3})
+    section = types.SimpleNamespace(epochs=2, batch_size=2, snippet=8, learning_rate=0.01,
+                                    rho=0.9, readers=1)
+    runs = {}
+    for curves in (True, False):
+        folder = tmp_path / str(curves)
+        with FeatureSource(paths, ModelInputs.of("videolstm", "rgb", "motion")) as source:
+            train_model(folder, source, manifest, "videolstm", "motion", SIZES, section, 0,
+                        Checkpoints(folder / "checkpoints"), curves=curves)
+        runs[curves] = (keras.models.load_model(folder / "model.keras"),
+                        pd.read_csv(folder / "history.csv"))
+    assert scoring.HELD_OUT in runs[True][1].columns
+    assert scoring.HELD_OUT not in runs[False][1].columns
+    for a, b in zip(runs[True][0].get_weights(), runs[False][0].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    pd.testing.assert_frame_equal(runs[True][1].drop(columns=["seconds", scoring.HELD_OUT]),
+                                  runs[False][1].drop(columns="seconds"))

@@ -139,7 +139,11 @@ def stored_bytes(path: Path) -> int:
 
 def _tensorflow_start() -> float:
     """Seconds a fresh process takes to import Keras and TensorFlow: what every device task
-    pays once, in its own process."""
+    pays once, in its own process; none on a machine without GPUs, where task processes fork
+    from a scheduling process that imported it (``devices.import_tensorflow_before_tasks``)."""
+    from pipeline import devices
+    if not devices.visible_gpus():
+        return 0.0
     _, took = _timed(lambda: subprocess.run([sys.executable, "-c", "import keras"],
                                             check=True, capture_output=True))
     return took

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline import sharding
+from pipeline.scoring import CURVES_REPLICATE
 from pipeline.plan.graph import Node
 from pipeline.plan.settings import Settings
 from pipeline.plan.videos import all_videos
@@ -87,14 +88,15 @@ def count(node: Node, listings: dict[str, pd.DataFrame], settings: Settings) -> 
     kind = model_kind(p.get("arch", "videolstm"), p.get("attention", "motion"))
     if family == "TrainModel":
         steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
+        curves = p.get("replicate", CURVES_REPLICATE) == CURVES_REPLICATE
+        held_out = {f"forward_{kind}": settings.epochs * len(test) * settings.snippet,
+                    f"forward_call_{kind}": settings.epochs * math.ceil(
+                        len(test) / HELD_OUT_BATCH),
+                    f"forward_start_{kind}": 1} if curves else {}
         return Counted({"videos": len(train), "steps": steps},
                        {f"train_{kind}": settings.epochs * len(train) * settings.snippet,
-                        f"forward_{kind}": settings.epochs * len(test) * settings.snippet,
-                        f"forward_call_{kind}": settings.epochs * math.ceil(
-                            len(test) / HELD_OUT_BATCH),
-                        f"epoch_{kind}": settings.epochs, f"train_start_{kind}": 1,
-                        "loader_start": 1,
-                        f"forward_start_{kind}": 1, "tensorflow": 1})
+                        **held_out, f"epoch_{kind}": settings.epochs,
+                        f"train_start_{kind}": 1, "loader_start": 1, "tensorflow": 1})
     if family == "Evaluate":
         segments = len(test) * settings.segments
         return Counted({"videos": len(test), "segments": segments},

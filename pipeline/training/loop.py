@@ -181,11 +181,13 @@ def whole_video(model: keras.Model, source: FeatureSource, video_id: str
 def train_model(folder: Path, source: FeatureSource, manifest: pd.DataFrame, arch: str,
                 attention: str, sizes, section, seed: int, checkpoints: Checkpoints,
                 start: str | Path | None = None,
-                on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+                on_epoch: Callable[[int, dict], None] | None = None, curves: bool = True) -> dict:
     """TrainModel: a model of ``arch`` trained on the manifest's training videos that ``source``
     holds, initialised from the model folder ``start`` but its classifier when given, with the
     [train] settings ``section``; model.keras, history.csv and TensorBoard logs are written into
-    ``folder``. Returns what model.json adds about the run."""
+    ``folder``. ``curves``: history.csv also has each epoch's held-out accuracy
+    (``held_out_accuracy``, which never changes the training). Returns what model.json adds
+    about the run."""
     cached = source.videos_cached()
     check_trainable(manifest, cached)
     (videos, labels), (test_videos, test_labels) = (
@@ -221,8 +223,8 @@ def train_model(folder: Path, source: FeatureSource, manifest: pd.DataFrame, arc
     with loader:
         model, history = train(
             model, epoch_data, section.epochs, checkpoints, seed, folder / "logs", on_epoch,
-            lambda trained: held_out_accuracy(trained, source, test_videos, test_labels,
-                                              section.snippet))
+            (lambda trained: held_out_accuracy(trained, source, test_videos, test_labels,
+                                               section.snippet)) if curves else None)
     model.save(folder / "model.keras")
     write_history(history, folder / "history.csv")
     return {"videos": len(videos), "seconds": round(sum(row["seconds"] for row in history), 2),
