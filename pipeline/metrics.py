@@ -96,15 +96,34 @@ def average_precision(scores, is_true_positive, n_positives):
     hits = np.asarray(is_true_positive, dtype=bool).ravel()
     if scores.shape != hits.shape:
         raise ValueError(f"{scores.size} scores but {hits.size} true-positive flags")
-    if n_positives < 1:
-        raise ValueError(f"n_positives must be >= 1, got {n_positives}")
-    if hits.sum() > n_positives:
-        raise ValueError(f"{hits.sum()} true positives exceed n_positives = {n_positives}")
-    true_positives = np.cumsum(hits[np.argsort(-scores, kind="stable")])
-    precision = true_positives / np.arange(1, true_positives.size + 1)
-    interpolated = np.maximum.accumulate(precision[::-1])[::-1]
-    recall_steps = np.diff(true_positives, prepend=0) / n_positives
-    return float(np.sum(recall_steps * interpolated))
+    return float(average_precisions(scores[:, None], hits[:, None], [n_positives])[0])
+
+
+def average_precisions(scores, is_true_positive, n_positives) -> np.ndarray:
+    """``average_precision`` of every column at once: scores and hits (n, C), n_positives (C,);
+    each column's value is bit for bit the one-column value (the same sort, cumulative sums and
+    summation order per column), in one pass rather than C (the mAP bootstrap's inner loop)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    hits = np.asarray(is_true_positive, dtype=bool)
+    n_positives = np.asarray(n_positives)
+    if scores.ndim != 2 or scores.shape != hits.shape:
+        raise ValueError(f"scores {scores.shape} and true-positive flags {hits.shape} must be "
+                         "the same (n, C)")
+    if n_positives.shape != (scores.shape[1],):
+        raise ValueError(f"{n_positives.size} positive counts for {scores.shape[1]} columns")
+    if (n_positives < 1).any():
+        raise ValueError(f"n_positives must be >= 1, got {n_positives.min()}")
+    found = hits.sum(axis=0)
+    if (found > n_positives).any():
+        column = int(np.argmax(found > n_positives))
+        raise ValueError(f"{found[column]} true positives exceed n_positives = "
+                         f"{n_positives[column]}")
+    order = np.argsort(-scores.T, axis=1, kind="stable")
+    true_positives = np.cumsum(np.take_along_axis(hits.T, order, axis=1), axis=1)
+    precision = true_positives / np.arange(1, scores.shape[0] + 1)
+    interpolated = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    recall_steps = np.diff(true_positives, prepend=0, axis=1) / n_positives[:, None]
+    return np.sum(recall_steps * interpolated, axis=1)
 
 
 def video_map(detections: Mapping[str, Detection], ground_truth: Mapping[str, GroundTruth],

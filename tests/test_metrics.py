@@ -9,6 +9,7 @@ from pipeline.metrics import (
     Tube,
     accuracy,
     average_precision,
+    average_precisions,
     box_iou,
     recall_at_iou,
     tube_iou,
@@ -209,3 +210,31 @@ def test_accuracy():
     assert accuracy(scores, [1, 1, 1]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="labels"):
         accuracy(scores, [1, 1])
+
+
+def test_average_precisions_equal_each_column_alone_to_the_last_bit():
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        n, classes = int(rng.integers(0, 150)), int(rng.integers(1, 9))
+        scores = rng.random((n, classes))
+        if trial % 2:
+            scores = np.round(scores, 1)  # ties, kept in input order
+        hits = rng.random((n, classes)) < rng.random()
+        positives = hits.sum(axis=0) + rng.integers(1, 4, classes)
+        together = average_precisions(scores, hits, positives)
+        alone = [average_precision(scores[:, c], hits[:, c], positives[c])
+                 for c in range(classes)]
+        assert together.tolist() == alone
+
+
+def test_average_precisions_worked_by_hand_and_checked():
+    scores = [[0.9, 0.2], [0.8, 0.9], [0.7, 0.5]]
+    hits = [[False, True], [True, False], [True, False]]
+    # column 0: ranks F T T, precisions 0 1/2 2/3 -> interpolated 2/3 at both recall steps
+    # column 1: ranks F (0.9) F (0.5) T (0.2) -> one step of 1/2 at precision 1/3
+    assert average_precisions(scores, hits, [2, 2]).tolist() == pytest.approx(
+        [2 / 3, 1 / 6])
+    with pytest.raises(ValueError, match="exceed"):
+        average_precisions(scores, hits, [1, 1])
+    with pytest.raises(ValueError, match="3 positive counts for 2 columns"):
+        average_precisions(scores, hits, [2, 2, 2])

@@ -84,12 +84,11 @@ def map_at(overlaps, scores, labels, threshold: float = RECALL_IOU) -> float:
     tubes = np.isfinite(overlaps).sum(axis=1)
     best = np.max(np.nan_to_num(overlaps, nan=0.0), axis=1)
     detected = np.all(np.isfinite(scores), axis=1)
-    aps = []
-    for c in np.unique(labels):
-        hits = (labels == c) & (best > threshold)
-        aps.append(metrics.average_precision(scores[detected, c], hits[detected],
-                                             int(tubes[labels == c].sum())))
-    return float(np.mean(aps))
+    classes = np.unique(labels)
+    members = labels[:, None] == classes
+    hits = members & (best > threshold)[:, None]
+    return float(np.mean(metrics.average_precisions(scores[detected][:, classes],
+                                                    hits[detected], tubes @ members)))
 
 
 def recall_with_interval(overlaps, threshold: float) -> tuple[float, float, float]:
