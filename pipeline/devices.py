@@ -88,16 +88,14 @@ def gpus(setting: str) -> tuple[str, ...]:
     return visible_gpus() if listed is None else tuple(listed)
 
 
-def import_tensorflow_before_tasks() -> bool:
+def import_tensorflow_before_tasks() -> None:
     """On a machine that shows no GPU, import TensorFlow in the scheduling process, so that
-    each task process forked from it starts with it imported (about 4 s a device task here;
-    the embedded default runs 99). Importing starts no device and no thread pool, so
-    ``limit_threads`` still applies in each task. Where GPUs are, TensorFlow must first start
-    in a task after its lease, so nothing is imported. Returns whether it imported."""
-    if visible_gpus():
-        return False
-    import tensorflow  # noqa: F401
-    return True
+    each task process forked from it starts with it imported (4-5 s a device task here; the
+    embedded default runs 99). Importing starts no device and none of TensorFlow's thread
+    pools, so ``limit_threads`` still applies in each task. Where GPUs are, TensorFlow must
+    first start in a task after its lease, so nothing is imported."""
+    if not visible_gpus():
+        import tensorflow  # noqa: F401
 
 
 def lock_folder() -> Path:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from pipeline import sharding
-from pipeline.scoring import CURVES_REPLICATE
 from pipeline.plan.graph import Node
 from pipeline.plan.settings import Settings
 from pipeline.plan.videos import all_videos
+from pipeline.scoring import CURVES_REPLICATE
 
 HELD_OUT_BATCH = 32
 """Snippets per call of TrainModel's per-epoch held-out accuracy (training.loop)."""
