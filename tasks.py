@@ -54,7 +54,6 @@ def _one_line_errors(kind, error, trace):
 sys.excepthook = _one_line_errors
 termination.install()
 config.preflight()
-devices.import_tensorflow_before_tasks()
 
 
 class Choice(luigi.ChoiceParameter):
@@ -91,6 +90,14 @@ def record_processing_time(task: luigi.Task, seconds: float) -> None:
     report.append_timing(timings_log(), task.task_family, task.task_id, seconds,
                          start=end - seconds, end=end, host=socket.gethostname(),
                          device=getattr(task, "device", devices.CPU))
+
+
+@luigi.Task.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
+def import_tensorflow_before_forking(task: luigi.Task, dependency: luigi.Task) -> None:
+    """Triggered in the scheduling process once a pending task's dependencies are known, so
+    after every setting and parameter is checked (their one-line errors come without
+    TensorFlow's start-up lines) and before any task process is forked."""
+    devices.import_tensorflow_before_tasks()
 
 
 class DeviceTask(luigi.Task):

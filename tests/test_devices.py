@@ -134,6 +134,13 @@ class Threads(tasks.DeviceTask):
         Path(self.output().path).write_text(
             f"{tf.config.threading.get_intra_op_parallelism_threads()} "
             f"{tf.config.threading.get_inter_op_parallelism_threads()}")
+
+
+class Forked(Threads):
+    """Threads, with a dependency: the scheduling process discovers it before forking a task."""
+
+    def requires(self):
+        return Hold(name="first")
 '''
 
 
@@ -207,14 +214,35 @@ def test_a_sigkilled_device_task_frees_its_gpu_for_a_waiting_task(tmp_path):
     assert records[0]["end"] - records[0]["start"] == pytest.approx(records[0]["seconds"], abs=0.01)
 
 
-@pytest.mark.parametrize("shown, imported", [("", True), ("0", False)])
-def test_tensorflow_is_imported_before_the_tasks_only_on_a_machine_without_gpus(shown,
-                                                                                imported):
-    """Without GPUs task processes fork with TensorFlow imported (the threads test above runs
-    them); with one, TensorFlow must start in a task after its lease."""
-    env = dict(os.environ, CUDA_VISIBLE_DEVICES=shown)
+def test_importing_the_tasks_does_not_import_tensorflow():
+    """Every importer (the plan, benches, a command whose setting is wrong) is spared its
+    start: on a machine without GPUs it prints lines that would bury a one-line error."""
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
     done = subprocess.run([sys.executable, "-c",
                            "import sys, tasks; print('tensorflow' in sys.modules)"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "False"
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("shown, imported", [("", True), ("0", False)])
+def test_task_processes_fork_with_tensorflow_imported_only_on_a_machine_without_gpus(
+        tmp_path, shown, imported):
+    """Without GPUs the scheduling process imports TensorFlow once the graph is known, and
+    `[run] threads` still applies in the task forked from it; with a GPU, TensorFlow must start
+    in a task after its lease."""
+    (tmp_path / "hold.py").write_text(HOLD)
+    (tmp_path / "cpu.cfg").write_text("[run]\nthreads = 3\n")
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES=shown,
+               LUIGI_CONFIG_PATH=str(tmp_path / "cpu.cfg"),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO)]))
+    done = subprocess.run([sys.executable, "-c",
+                           "import sys, luigi, hold; "
+                           "luigi.build([hold.Forked()], local_scheduler=True, workers=2); "
+                           "print('tensorflow' in sys.modules)"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == str(imported)
+    if imported:
+        assert (tmp_path / "threads.txt").read_text() == "3 3"
