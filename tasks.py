@@ -92,20 +92,21 @@ def record_processing_time(task: luigi.Task, seconds: float) -> None:
                          device=getattr(task, "device", devices.CPU))
 
 
-@luigi.Task.event_handler(luigi.Event.DEPENDENCY_DISCOVERED)
-def import_tensorflow_before_forking(task: luigi.Task, dependency: luigi.Task) -> None:
-    """Triggered in the scheduling process once a pending task's dependencies are known, so
-    after every setting and parameter is checked (their one-line errors come without
-    TensorFlow's start-up lines) and before any task process is forked."""
-    devices.import_tensorflow_before_tasks()
-
-
 class DeviceTask(luigi.Task):
     """A task that runs TensorFlow: it holds one device for its run, leased in its own process
     by pipeline.devices.TaskLease ([worker] task_process_context in luigi.cfg), which sets
     ``device`` to the GPU it holds."""
 
     device = devices.CPU
+
+    def deps(self):
+        """Luigi asks a pending task for its dependencies in the scheduling process, after every
+        setting and parameter is checked (their one-line errors come without TensorFlow's
+        start-up lines) and before any task process forks: the moment to import TensorFlow
+        once for all of them. Not in an event handler, where Luigi swallows Ctrl-C."""
+        if self.uses_device():
+            devices.import_tensorflow_before_tasks()
+        return super().deps()
 
     def uses_device(self) -> bool:
         return True

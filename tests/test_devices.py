@@ -226,6 +226,28 @@ def test_importing_the_tasks_does_not_import_tensorflow():
     assert done.stderr == ""
 
 
+def test_ctrl_c_while_tensorflow_is_imported_before_the_tasks_stops_the_command(tmp_path,
+                                                                               monkeypatch):
+    """The import runs where Luigi lets KeyboardInterrupt through (an event handler would
+    swallow it, and the run would go on)."""
+    import luigi.scheduler
+    import luigi.worker
+
+    import tasks
+
+    class Pending(tasks.DeviceTask):
+        def output(self):
+            return luigi.LocalTarget(str(tmp_path / "never"))
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(devices, "import_tensorflow_before_tasks", interrupted)
+    with luigi.worker.Worker(scheduler=luigi.scheduler.Scheduler()) as worker:
+        with pytest.raises(KeyboardInterrupt):
+            worker.add(Pending())
+
+
 @pytest.mark.parametrize("shown, imported", [("", True), ("0", False)])
 def test_task_processes_fork_with_tensorflow_imported_only_on_a_machine_without_gpus(
         tmp_path, shown, imported):
