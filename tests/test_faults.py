@@ -185,6 +185,12 @@ def kill_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool],
     return killed, alive
 
 
+def as_in_a_terminal() -> None:
+    """Ctrl-C's default action in the command, as a terminal's foreground command has it: a
+    test run started in the background (`cmd &` in a script) inherits SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def signal_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool],
                 stop: signal.Signals, to_group: bool, timeout: float = 600
                 ) -> tuple[bool, float, list[int]]:
@@ -197,7 +203,8 @@ def signal_when(folder: Path, args: tuple[str, ...], ready: Callable[[int], bool
     with open(folder / "killed.log", "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "luigi", "--module", "tasks", *args, "--local-scheduler",
-             "--no-lock"], cwd=folder, env=env, stdout=log, stderr=log, start_new_session=True)
+             "--no-lock"], cwd=folder, env=env, stdout=log, stderr=log, start_new_session=True,
+            preexec_fn=as_in_a_terminal)
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline and not ready(process.pid):
         time.sleep(0.002)
