@@ -137,7 +137,8 @@ class Threads(tasks.DeviceTask):
 
 
 class Forked(Threads):
-    """Threads, with a dependency: the scheduling process discovers it before forking a task."""
+    """Threads, pending with a dependency: the scheduling process asks it for its dependencies
+    before forking any task."""
 
     def requires(self):
         return Hold(name="first")
@@ -251,7 +252,7 @@ def test_ctrl_c_while_tensorflow_is_imported_before_the_tasks_stops_the_command(
 @pytest.mark.parametrize("shown, imported", [("", True), ("0", False)])
 def test_task_processes_fork_with_tensorflow_imported_only_on_a_machine_without_gpus(
         tmp_path, shown, imported):
-    """Without GPUs the scheduling process imports TensorFlow once the graph is known, and
+    """Without GPUs the scheduling process imports TensorFlow once a device task is pending, and
     `[run] threads` still applies in the task forked from it; with a GPU, TensorFlow must start
     in a task after its lease."""
     (tmp_path / "hold.py").write_text(HOLD)
